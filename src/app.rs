@@ -1,0 +1,113 @@
+//! Assembles the Pingora server from a validated config: the proxy, the admin
+//! API, the metrics listener and the background services.
+
+use crate::config::Config;
+use crate::gateway::{Gateway, Proxy};
+use crate::management::admin::AdminApi;
+use crate::origin::{OriginError, Origins};
+use crate::store::memory::MemoryStore;
+use crate::store::Store;
+use crate::usage::{UsageFlusher, UsageRecorder};
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why the server could not be built.
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Builds the shared gateway state and the server with every service.
+pub fn build(config: Config) -> Result<Server, AppError> {
+    let config = Arc::new(config);
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.as_secs().max(1)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let store: Arc<dyn Store> = match &config.store.redis_url {
+        None => Arc::new(MemoryStore::new()),
+        Some(_) => {
+            return Err(AppError::Unsupported(
+                "the Redis store is not available in this build".into(),
+            ))
+        }
+    };
+    let (origins, health_services) = Origins::build(config.origins.values())?;
+    let usage = Arc::new(UsageRecorder::new(config.store.usage_queue));
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|e| AppError::HttpClient(e.to_string()))?;
+    if let Some(admin) = &config.admin {
+        if admin.token.is_none() {
+            log::warn!("admin.token is empty: every admin API call will be refused");
+        }
+    }
+    if let Some(trial) = &config.trial {
+        if trial.verification.is_none() {
+            log::warn!("trial tokens are issued without human verification (no trial.verification secret)");
+        }
+    }
+    let gateway = Arc::new(Gateway {
+        config: config.clone(),
+        store: store.clone(),
+        origins,
+        usage: usage.clone(),
+        http,
+    });
+    // Register the metrics before the first request.
+    let _ = crate::metrics::metrics();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy(gateway.clone()),
+        "tollgate proxy",
+    );
+    for addr in &config.server.listen {
+        proxy.add_tcp(addr);
+    }
+    let mut dependencies = Vec::new();
+    for hc in health_services {
+        dependencies.push(server.add_service(hc));
+    }
+    let flusher = background_service(
+        "usage flusher",
+        UsageFlusher {
+            recorder: usage,
+            store,
+            interval: config.store.usage_flush,
+        },
+    );
+    dependencies.push(server.add_service(flusher));
+
+    if let Some(admin) = &config.admin {
+        let mut svc = Service::new(
+            "tollgate admin".to_string(),
+            HttpServer::new_app(AdminApi(gateway.clone())),
+        );
+        svc.add_tcp(&admin.listen);
+        server.add_service(svc);
+    }
+    if let Some(listen) = &config.metrics_listen {
+        let mut svc = pingora_prometheus::prometheus_http_service();
+        svc.add_tcp(listen);
+        server.add_service(svc);
+    }
+    let proxy_handle = server.add_service(proxy);
+    proxy_handle.add_dependencies(dependencies.iter());
+    Ok(server)
+}

@@ -1,0 +1,5 @@
+//! Authentication: credential extraction, key format and hashing, client IP.
+
+pub mod client_ip;
+pub mod credential;
+pub mod keys;

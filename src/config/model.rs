@@ -1,0 +1,101 @@
+//! The compiled internal model: what the rest of tollgate reads. Built from the
+//! file schema by validation; every value here has been checked.
+
+use crate::auth::client_ip::ClientIpPolicy;
+use crate::auth::credential::CredentialPolicy;
+use crate::auth::keys::KeyFormat;
+use crate::metering::Plan;
+use crate::reply::ErrorTemplate;
+use crate::routing::RouteTable;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole validated config.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerSettings,
+    /// `None`: no admin listener.
+    pub admin: Option<AdminSettings>,
+    /// `None`: no metrics listener.
+    pub metrics_listen: Option<String>,
+    pub store: StoreSettings,
+    pub client_ip: ClientIpPolicy,
+    pub credentials: CredentialPolicy,
+    pub keys: KeyFormat,
+    pub errors: ErrorTemplate,
+    /// The plan of callers without a credential on `anonymous` routes.
+    pub anonymous_plan: Option<Arc<Plan>>,
+    pub plans: BTreeMap<String, Arc<Plan>>,
+    pub origins: BTreeMap<String, OriginSettings>,
+    pub routes: RouteTable,
+    pub trial: Option<TrialSettings>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<String>,
+    pub threads: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: String,
+    /// `None`: every call is refused.
+    pub token: Option<String>,
+}
+
+/// `[store]`
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `None`: the embedded store.
+    pub redis_url: Option<String>,
+    pub usage_queue: usize,
+    pub usage_flush: Duration,
+}
+
+/// Health checking of an origin's servers.
+#[derive(Debug, Clone)]
+pub enum HealthCheck {
+    Tcp { interval: Duration },
+    Http { path: String, interval: Duration },
+}
+
+/// `[origins.NAME]`
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    pub name: String,
+    pub servers: Vec<String>,
+    pub tls: bool,
+    pub sni: String,
+    pub host_header: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Human verification for trial issuance.
+#[derive(Debug, Clone)]
+pub struct VerificationSettings {
+    pub siteverify_url: String,
+    pub secret: String,
+    pub field: String,
+    pub timeout: Duration,
+}
+
+/// `[trial]`
+#[derive(Debug, Clone)]
+pub struct TrialSettings {
+    pub path: String,
+    pub plan: Arc<Plan>,
+    pub ttl: Duration,
+    /// The per-IP issuance limit, as a plan.
+    pub issuance: Arc<Plan>,
+    /// `None` or an empty secret: no verification.
+    pub verification: Option<VerificationSettings>,
+}

@@ -1,0 +1,383 @@
+//! The file schema: what a TOML config file may contain, exactly as written.
+//!
+//! Every struct rejects unknown keys. Values are checked and turned into the
+//! internal model in [`super::model`] by [`super::validate`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub client_ip: ClientIpSection,
+    #[serde(default)]
+    pub credentials: CredentialsSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub errors: ErrorsSection,
+    #[serde(default)]
+    pub anonymous: Option<AnonymousSection>,
+    #[serde(default)]
+    pub plans: BTreeMap<String, PlanSection>,
+    #[serde(default)]
+    pub origins: BTreeMap<String, OriginSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub trial: Option<TrialSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen addresses; each entry may hold several, comma-separated.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Total size of the request line and headers; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest body a management endpoint reads.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seconds to drain connections on graceful shutdown.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            threads: default_threads(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["0.0.0.0:8080".into()]
+}
+fn default_threads() -> usize {
+    2
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_grace() -> String {
+    "5s".into()
+}
+
+/// `[admin]`: the operator API.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Empty: no admin listener.
+    #[serde(default)]
+    pub listen: String,
+    /// Bearer token for the admin API. Empty: every admin call gets 401.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// `[metrics]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Empty: no metrics listener.
+    #[serde(default)]
+    pub listen: String,
+}
+
+/// `[store]`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Empty: the embedded in-process store.
+    #[serde(default)]
+    pub redis_url: String,
+    /// Pending usage records kept before the oldest are dropped.
+    #[serde(default)]
+    pub usage_queue: Option<usize>,
+    /// How often queued usage is written.
+    #[serde(default)]
+    pub usage_flush: Option<String>,
+}
+
+/// `[client_ip]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIpSection {
+    /// Header that carries the real client IP (e.g. `CF-Connecting-IP`). Empty: never read.
+    #[serde(default)]
+    pub header: String,
+    /// CIDRs of proxies allowed to set that header; entries may be comma-separated.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// IPv6 callers are grouped by this prefix length.
+    #[serde(default = "default_v6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for ClientIpSection {
+    fn default() -> Self {
+        Self {
+            header: String::new(),
+            trusted_proxies: Vec::new(),
+            ipv6_prefix: default_v6_prefix(),
+        }
+    }
+}
+
+fn default_v6_prefix() -> u8 {
+    64
+}
+
+/// `[credentials]`: where a credential may be sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsSection {
+    /// `Authorization: Bearer <token>`
+    #[serde(default = "yes")]
+    pub bearer: bool,
+    /// `Authorization: <token>` with no scheme.
+    #[serde(default)]
+    pub raw_authorization: bool,
+    /// `x-api-key: <token>`
+    #[serde(default)]
+    pub x_api_key: bool,
+    /// Longest credential accepted; longer is a 401.
+    #[serde(default = "default_max_token")]
+    pub max_length: usize,
+}
+
+impl Default for CredentialsSection {
+    fn default() -> Self {
+        Self {
+            bearer: true,
+            raw_authorization: false,
+            x_api_key: false,
+            max_length: default_max_token(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_token() -> usize {
+    512
+}
+
+/// `[keys]`: the format of long-lived keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Random characters after the prefix.
+    #[serde(default = "default_key_len")]
+    pub random_length: usize,
+    /// `base62` or `base64url`.
+    #[serde(default = "default_alphabet")]
+    pub alphabet: String,
+    /// Characters of the key shown as `keyPrefix`.
+    #[serde(default = "default_display")]
+    pub display_prefix: usize,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        Self {
+            prefix: default_prefix(),
+            random_length: default_key_len(),
+            alphabet: default_alphabet(),
+            display_prefix: default_display(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "tg_".into()
+}
+fn default_key_len() -> usize {
+    43
+}
+fn default_alphabet() -> String {
+    "base62".into()
+}
+fn default_display() -> usize {
+    12
+}
+
+/// `[errors]`: the body of every response tollgate writes itself.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsSection {
+    /// A JSON value (a TOML table); strings may hold `{code}`, `{message}`, `{status}`.
+    #[serde(default)]
+    pub template: Option<toml::Value>,
+    /// Message text per error kind, overriding the built-in text.
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+}
+
+/// `[anonymous]`: callers without a credential on `anonymous` routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousSection {
+    pub plan: String,
+}
+
+/// `[plans.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSection {
+    /// Requests per window.
+    pub rate: u32,
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Bucket capacity; defaults to `rate` (a full window's quota).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Active (not revoked, not expired) keys an account may hold.
+    #[serde(default)]
+    pub max_active_keys: Option<u32>,
+}
+
+fn default_window() -> String {
+    "1m".into()
+}
+
+/// `[origins.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginSection {
+    /// `host:port` entries; each may hold several, comma-separated.
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub tls: bool,
+    /// SNI and certificate name for TLS; defaults to the server's host.
+    #[serde(default)]
+    pub sni: String,
+    /// Replaces the `Host` header sent upstream when set.
+    #[serde(default)]
+    pub host_header: String,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: String,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSection>,
+}
+
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+fn default_read_timeout() -> String {
+    "30s".into()
+}
+
+/// `[origins.NAME.health_check]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSection {
+    /// `http` (GET `path`, expects 2xx) or `tcp` (connect only).
+    #[serde(default = "default_hc_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default = "default_hc_interval")]
+    pub interval: String,
+}
+
+fn default_hc_kind() -> String {
+    "http".into()
+}
+fn default_hc_interval() -> String {
+    "5s".into()
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub name: String,
+    /// Path patterns: literal segments, `{name}` for one segment, a final `*` for the rest.
+    pub paths: Vec<String>,
+    /// Empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `public`, `anonymous` or `key`.
+    pub access: String,
+    pub origin: String,
+}
+
+/// `[trial]`: self-service trial tokens with no account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialSection {
+    /// The POST endpoint that issues a trial token.
+    pub path: String,
+    /// The plan trial tokens are metered with.
+    pub plan: String,
+    #[serde(default = "default_trial_ttl")]
+    pub ttl: String,
+    /// Issuances per client IP per `issue_window`.
+    #[serde(default = "default_issue_rate")]
+    pub issue_rate: u32,
+    #[serde(default = "default_issue_window")]
+    pub issue_window: String,
+    #[serde(default)]
+    pub verification: Option<VerificationSection>,
+}
+
+fn default_trial_ttl() -> String {
+    "7d".into()
+}
+fn default_issue_rate() -> u32 {
+    5
+}
+fn default_issue_window() -> String {
+    "1h".into()
+}
+
+/// `[trial.verification]`: human verification with a Turnstile-shaped siteverify API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationSection {
+    pub siteverify_url: String,
+    /// Empty: verification is off (a warning is logged at start).
+    #[serde(default)]
+    pub secret: String,
+    /// JSON field of the request body that carries the widget's response token.
+    #[serde(default = "default_verification_field")]
+    pub field: String,
+    #[serde(default = "default_verification_timeout")]
+    pub timeout: String,
+}
+
+fn default_verification_field() -> String {
+    "captchaToken".into()
+}
+fn default_verification_timeout() -> String {
+    "5s".into()
+}

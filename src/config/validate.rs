@@ -1,0 +1,478 @@
+//! Validation: turns the file schema into the internal model, collecting every
+//! problem with the key it is about instead of stopping at the first.
+
+use super::duration::parse_duration;
+use super::model::*;
+use super::schema::*;
+use super::ConfigIssue;
+use crate::auth::client_ip::ClientIpPolicy;
+use crate::auth::credential::CredentialPolicy;
+use crate::auth::keys::{Alphabet, KeyFormat};
+use crate::metering::Plan;
+use crate::reply::{ErrorKind, ErrorTemplate};
+use crate::routing::{Access, Pattern, Route, RouteTable};
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Duration {
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.add(key, "must be greater than zero");
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.add(key, e);
+                Duration::from_secs(1)
+            }
+        }
+    }
+}
+
+/// Splits list entries that hold several comma-separated values (from env vars).
+fn split_list(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|i| i.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn socket_addr(issues: &mut Issues, key: &str, text: &str) {
+    if text.parse::<SocketAddr>().is_err() {
+        issues.add(key, format!("{text:?} is not an address like 127.0.0.1:8080"));
+    }
+}
+
+fn host_port(issues: &mut Issues, key: &str, text: &str) {
+    let ok = match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    };
+    if !ok {
+        issues.add(key, format!("{text:?} is not host:port"));
+    }
+}
+
+/// Builds the model, or every issue found.
+pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
+    let mut is = Issues::default();
+
+    let listen = split_list(&file.server.listen);
+    if listen.is_empty() {
+        is.add("server.listen", "needs at least one address");
+    }
+    for l in &listen {
+        socket_addr(&mut is, "server.listen", l);
+    }
+    if !(1..=256).contains(&file.server.threads) {
+        is.add("server.threads", "must be between 1 and 256");
+    }
+    if file.server.max_header_bytes < 1024 {
+        is.add("server.max_header_bytes", "must be at least 1024");
+    }
+    if file.server.max_body_bytes < 1024 {
+        is.add("server.max_body_bytes", "must be at least 1024");
+    }
+    let server = ServerSettings {
+        listen,
+        threads: file.server.threads,
+        max_header_bytes: file.server.max_header_bytes,
+        max_body_bytes: file.server.max_body_bytes,
+        shutdown_grace: parse_duration(&file.server.shutdown_grace).unwrap_or_else(|e| {
+            is.add("server.shutdown_grace", e);
+            Duration::from_secs(5)
+        }),
+    };
+
+    let admin = if file.admin.listen.trim().is_empty() {
+        None
+    } else {
+        socket_addr(&mut is, "admin.listen", file.admin.listen.trim());
+        let token = file.admin.token.trim().to_string();
+        if !token.is_empty() && token.len() < 16 {
+            is.add("admin.token", "must be at least 16 characters");
+        }
+        Some(AdminSettings {
+            listen: file.admin.listen.trim().to_string(),
+            token: (!token.is_empty()).then_some(token),
+        })
+    };
+    let metrics_listen = match file.metrics.listen.trim() {
+        "" => None,
+        l => {
+            socket_addr(&mut is, "metrics.listen", l);
+            Some(l.to_string())
+        }
+    };
+
+    let redis_url = match file.store.redis_url.trim() {
+        "" => None,
+        url => {
+            is.add(
+                "store.redis_url",
+                format!("{url:?}: the Redis store is not available in this build; leave it empty for the embedded store"),
+            );
+            Some(url.to_string())
+        }
+    };
+    let store = StoreSettings {
+        redis_url,
+        usage_queue: file.store.usage_queue.unwrap_or(100_000),
+        usage_flush: file
+            .store
+            .usage_flush
+            .as_deref()
+            .map(|t| is.duration("store.usage_flush", t))
+            .unwrap_or(Duration::from_millis(50)),
+    };
+    if store.usage_queue == 0 {
+        is.add("store.usage_queue", "must be at least 1");
+    }
+
+    let client_ip = compile_client_ip(&mut is, &file.client_ip);
+    let credentials = CredentialPolicy {
+        bearer: file.credentials.bearer,
+        raw_authorization: file.credentials.raw_authorization,
+        x_api_key: file.credentials.x_api_key,
+        max_length: file.credentials.max_length,
+    };
+    if !(credentials.bearer || credentials.raw_authorization || credentials.x_api_key) {
+        is.add("credentials", "enable at least one of bearer, raw_authorization, x_api_key");
+    }
+    if !(16..=8192).contains(&credentials.max_length) {
+        is.add("credentials.max_length", "must be between 16 and 8192");
+    }
+    let keys = compile_keys(&mut is, &file.keys);
+    let errors = compile_errors(&mut is, &file.errors);
+
+    let mut plans = BTreeMap::new();
+    for (name, p) in &file.plans {
+        plans.insert(name.clone(), Arc::new(compile_plan(&mut is, &format!("plans.{name}"), name, p)));
+    }
+    let find_plan = |is: &mut Issues, key: &str, name: &str| -> Option<Arc<Plan>> {
+        let found = plans.get(name).cloned();
+        if found.is_none() {
+            is.add(
+                key,
+                format!(
+                    "plan {name:?} is not defined (defined: {})",
+                    plans.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        found
+    };
+    let anonymous_plan = file
+        .anonymous
+        .as_ref()
+        .and_then(|a| find_plan(&mut is, "anonymous.plan", &a.plan));
+
+    let mut origins = BTreeMap::new();
+    for (name, o) in &file.origins {
+        origins.insert(name.clone(), compile_origin(&mut is, name, o));
+    }
+    if origins.is_empty() {
+        is.add("origins", "define at least one origin");
+    }
+
+    let mut routes = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if r.name.trim().is_empty() {
+            is.add(format!("{key}.name"), "must not be empty");
+        } else if !names.insert(r.name.clone()) {
+            is.add(format!("{key}.name"), format!("route name {:?} is used twice", r.name));
+        }
+        if r.paths.is_empty() {
+            is.add(format!("{key}.paths"), "needs at least one path pattern");
+        }
+        let mut patterns = Vec::new();
+        for (j, p) in r.paths.iter().enumerate() {
+            match Pattern::parse(p) {
+                Ok(pat) => patterns.push(pat),
+                Err(e) => is.add(format!("{key}.paths[{j}]"), e),
+            }
+        }
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(method) if m.chars().all(|c| c.is_ascii_uppercase()) => methods.push(method),
+                _ => is.add(format!("{key}.methods[{j}]"), format!("{m:?} is not an upper-case HTTP method")),
+            }
+        }
+        let access = match r.access.as_str() {
+            "public" => Access::Public,
+            "anonymous" => Access::Anonymous,
+            "key" => Access::Key,
+            other => {
+                is.add(format!("{key}.access"), format!("{other:?} is not one of public, anonymous, key"));
+                Access::Key
+            }
+        };
+        if access == Access::Anonymous && anonymous_plan.is_none() && file.anonymous.is_none() {
+            is.add(format!("{key}.access"), "an anonymous route needs an [anonymous] section with a plan");
+        }
+        if !origins.contains_key(&r.origin) {
+            is.add(format!("{key}.origin"), format!("origin {:?} is not defined", r.origin));
+        }
+        routes.push(Route {
+            name: r.name.clone(),
+            patterns,
+            methods,
+            access,
+            origin: r.origin.clone(),
+        });
+    }
+    if routes.is_empty() {
+        is.add("routes", "define at least one route");
+    }
+
+    let trial = file.trial.as_ref().and_then(|t| {
+        if !t.path.starts_with('/') {
+            is.add("trial.path", "must start with '/'");
+        }
+        let plan = find_plan(&mut is, "trial.plan", &t.plan);
+        let ttl = is.duration("trial.ttl", &t.ttl);
+        if t.issue_rate == 0 {
+            is.add("trial.issue_rate", "must be at least 1");
+        }
+        let window = is.duration("trial.issue_window", &t.issue_window);
+        let verification = t.verification.as_ref().map(|v| {
+            if !(v.siteverify_url.starts_with("http://") || v.siteverify_url.starts_with("https://")) {
+                is.add("trial.verification.siteverify_url", "must be an http:// or https:// URL");
+            }
+            if v.field.trim().is_empty() {
+                is.add("trial.verification.field", "must not be empty");
+            }
+            VerificationSettings {
+                siteverify_url: v.siteverify_url.clone(),
+                secret: v.secret.clone(),
+                field: v.field.clone(),
+                timeout: is.duration("trial.verification.timeout", &v.timeout),
+            }
+        });
+        Some(TrialSettings {
+            path: t.path.clone(),
+            plan: plan?,
+            ttl,
+            issuance: Arc::new(Plan {
+                name: "trial-issuance".into(),
+                rate: t.issue_rate.max(1),
+                window,
+                burst: t.issue_rate.max(1),
+                max_active_keys: None,
+            }),
+            verification: verification.filter(|v| !v.secret.is_empty()),
+        })
+    });
+
+    if !is.0.is_empty() {
+        return Err(is.0);
+    }
+    Ok(Config {
+        server,
+        admin,
+        metrics_listen,
+        store,
+        client_ip,
+        credentials,
+        keys,
+        errors,
+        anonymous_plan,
+        plans,
+        origins,
+        routes: RouteTable::new(routes),
+        trial,
+    })
+}
+
+fn compile_client_ip(is: &mut Issues, c: &ClientIpSection) -> ClientIpPolicy {
+    let header = match c.header.trim() {
+        "" => None,
+        h => match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+            Ok(name) => Some(name),
+            Err(_) => {
+                is.add("client_ip.header", format!("{h:?} is not a header name"));
+                None
+            }
+        },
+    };
+    let mut trusted = Vec::new();
+    for entry in split_list(&c.trusted_proxies) {
+        match entry.parse::<IpNet>() {
+            Ok(net) => trusted.push(net),
+            Err(_) => match entry.parse::<IpAddr>() {
+                Ok(ip) => trusted.push(IpNet::from(ip)),
+                Err(_) => is.add(
+                    "client_ip.trusted_proxies",
+                    format!("{entry:?} is not a CIDR like 10.0.0.0/8 or an IP"),
+                ),
+            },
+        }
+    }
+    if !trusted.is_empty() && header.is_none() {
+        is.add("client_ip.header", "trusted_proxies is set but no header is named");
+    }
+    if !(1..=128).contains(&c.ipv6_prefix) {
+        is.add("client_ip.ipv6_prefix", "must be between 1 and 128");
+    }
+    ClientIpPolicy {
+        header,
+        trusted,
+        ipv6_prefix: c.ipv6_prefix,
+    }
+}
+
+fn compile_keys(is: &mut Issues, k: &KeysSection) -> KeyFormat {
+    if k.prefix.is_empty() || !k.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        is.add("keys.prefix", "must be non-empty letters, digits or '_'");
+    }
+    if !(16..=128).contains(&k.random_length) {
+        is.add("keys.random_length", "must be between 16 and 128 (at least 16 for enough entropy)");
+    }
+    let alphabet = Alphabet::parse(&k.alphabet).unwrap_or_else(|| {
+        is.add("keys.alphabet", format!("{:?} is not base62 or base64url", k.alphabet));
+        Alphabet::Base62
+    });
+    if k.display_prefix == 0 || k.display_prefix > k.prefix.len() + k.random_length / 2 {
+        is.add(
+            "keys.display_prefix",
+            "must be at least 1 and show at most half of the random part",
+        );
+    }
+    KeyFormat {
+        prefix: k.prefix.clone(),
+        random_length: k.random_length,
+        alphabet,
+        display_prefix: k.display_prefix,
+    }
+}
+
+fn compile_errors(is: &mut Issues, e: &ErrorsSection) -> ErrorTemplate {
+    let body = match &e.template {
+        None => None,
+        Some(v @ toml::Value::Table(_)) => match serde_json::to_value(v) {
+            Ok(json) => Some(json),
+            Err(err) => {
+                is.add("errors.template", err.to_string());
+                None
+            }
+        },
+        Some(_) => {
+            is.add("errors.template", "must be a table, e.g. { detail = \"{message}\" }");
+            None
+        }
+    };
+    let mut messages = BTreeMap::new();
+    for (name, text) in &e.messages {
+        match ErrorKind::from_name(name) {
+            Some(kind) => {
+                messages.insert(kind, text.clone());
+            }
+            None => is.add(
+                format!("errors.messages.{name}"),
+                format!(
+                    "unknown error kind (known: {})",
+                    ErrorKind::ALL.map(|k| k.name()).join(", ")
+                ),
+            ),
+        }
+    }
+    let default = ErrorTemplate::default();
+    match body {
+        Some(b) => ErrorTemplate::new(b, messages),
+        None if messages.is_empty() => default,
+        None => ErrorTemplate::new(
+            serde_json::json!({"error": {"code": "{code}", "message": "{message}", "details": "{details}"}}),
+            messages,
+        ),
+    }
+}
+
+fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan {
+    if p.rate == 0 {
+        is.add(format!("{key}.rate"), "must be at least 1");
+    }
+    let window = is.duration(&format!("{key}.window"), &p.window);
+    let burst = p.burst.unwrap_or(p.rate);
+    if burst == 0 {
+        is.add(format!("{key}.burst"), "must be at least 1");
+    }
+    if p.max_active_keys == Some(0) {
+        is.add(format!("{key}.max_active_keys"), "must be at least 1 (omit it for no cap)");
+    }
+    Plan {
+        name: name.to_string(),
+        rate: p.rate.max(1),
+        window,
+        burst: burst.max(1),
+        max_active_keys: p.max_active_keys,
+    }
+}
+
+fn compile_origin(is: &mut Issues, name: &str, o: &OriginSection) -> OriginSettings {
+    let key = format!("origins.{name}");
+    let servers = split_list(&o.servers);
+    if servers.is_empty() {
+        is.add(format!("{key}.servers"), "needs at least one host:port");
+    }
+    for s in &servers {
+        host_port(is, &format!("{key}.servers"), s);
+    }
+    let health_check = o.health_check.as_ref().map(|h| {
+        let interval = is.duration(&format!("{key}.health_check.interval"), &h.interval);
+        match h.kind.as_str() {
+            "tcp" => HealthCheck::Tcp { interval },
+            "http" => {
+                if !h.path.starts_with('/') {
+                    is.add(format!("{key}.health_check.path"), "an http health check needs a path starting with '/'");
+                }
+                HealthCheck::Http {
+                    path: h.path.clone(),
+                    interval,
+                }
+            }
+            other => {
+                is.add(format!("{key}.health_check.kind"), format!("{other:?} is not http or tcp"));
+                HealthCheck::Tcp { interval }
+            }
+        }
+    });
+    let sni = if o.sni.is_empty() {
+        servers
+            .first()
+            .and_then(|s| s.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()))
+            .unwrap_or_default()
+    } else {
+        o.sni.clone()
+    };
+    OriginSettings {
+        name: name.to_string(),
+        servers,
+        tls: o.tls,
+        sni,
+        host_header: (!o.host_header.is_empty()).then(|| o.host_header.clone()),
+        connect_timeout: is.duration(&format!("{key}.connect_timeout"), &o.connect_timeout),
+        read_timeout: is.duration(&format!("{key}.read_timeout"), &o.read_timeout),
+        health_check,
+    }
+}

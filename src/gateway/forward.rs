@@ -1,0 +1,64 @@
+//! What the origin receives: the canonical path, no caller credentials, no
+//! client-supplied `x-tollgate-*` headers, and tollgate's identity headers.
+
+use super::context::{Principal, RequestCtx};
+use super::Gateway;
+use crate::auth::credential::X_API_KEY;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+/// Prefix of the headers tollgate owns; anything the client sends with it is removed.
+pub const OWN_PREFIX: &str = "x-tollgate-";
+
+/// Rewrites `req` in place for the origin.
+pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    if let Some(path) = &ctx.path {
+        let target = match &path.query {
+            Some(q) => format!("{}?{}", path.canonical, q),
+            None => path.canonical.clone(),
+        };
+        let uri = target
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
+        req.set_uri(uri);
+    }
+    req.remove_header("authorization");
+    req.remove_header(X_API_KEY);
+    let own: Vec<String> = req
+        .headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(OWN_PREFIX))
+        .map(|k| k.as_str().to_string())
+        .collect();
+    for name in own {
+        req.remove_header(name.as_str());
+    }
+    if let Some(route) = &ctx.route {
+        if let Some(host) = gw
+            .origins
+            .settings(&route.origin)
+            .and_then(|o| o.host_header.as_deref())
+        {
+            req.insert_header("host", host)?;
+        }
+    }
+    match &ctx.principal {
+        Some(Principal::Key(identity)) => {
+            let key = &identity.key;
+            if let Some(account) = &key.account {
+                req.insert_header("x-tollgate-account", account.as_str())?;
+            }
+            req.insert_header("x-tollgate-key-id", key.id.to_string())?;
+            req.insert_header("x-tollgate-key-prefix", key.key_prefix.as_str())?;
+            req.insert_header("x-tollgate-plan", identity.plan.as_str())?;
+        }
+        Some(Principal::Anonymous { ip }) => {
+            req.insert_header("x-tollgate-client-ip", ip.to_string())?;
+            if let Some(plan) = &ctx.plan {
+                req.insert_header("x-tollgate-plan", plan.name.as_str())?;
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The proxy: shared state and the Pingora `ProxyHttp` hooks, which only
+//! delegate to the pipeline, the forwarding rules and the response writer.
+
+pub mod context;
+mod forward;
+pub mod pipeline;
+pub mod writer;
+
+use crate::config::Config;
+use crate::metrics::metrics;
+use crate::origin::Origins;
+use crate::reply::{ApiError, ErrorKind};
+use crate::store::{CallRecord, Store, UsageEvent};
+use crate::usage::UsageRecorder;
+use async_trait::async_trait;
+use context::{Decision, Principal, RequestCtx};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pipeline::Flow;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Seconds a client is told to wait after an origin failure.
+pub const ORIGIN_RETRY_SECS: u64 = 30;
+
+/// Everything the proxy and the admin API share.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub origins: Origins,
+    pub usage: Arc<UsageRecorder>,
+    /// Client for outbound calls (human verification).
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Renders an error with the profile's template, counts it, and writes it.
+    async fn reject(&self, session: &mut Session, ctx: &mut RequestCtx, err: ApiError) {
+        metrics().rejections.with_label_values(&[err.kind.name()]).inc();
+        ctx.decision = Decision::Rejected(err.kind.name());
+        let reply = self.config.errors.render(&err);
+        ctx.own_status = Some(reply.status);
+        if let Err(e) = writer::write(session, reply).await {
+            log::debug!("could not write error response: {e}");
+        }
+    }
+}
+
+/// The Pingora proxy service's logic.
+pub struct Proxy(pub Arc<Gateway>);
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::new()
+    }
+
+    /// Runs the pipeline; answers refusals and management calls here.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        match self.0.pipeline(session, ctx).await {
+            Ok(Flow::Forward) => Ok(false),
+            Ok(Flow::Respond(reply)) => {
+                ctx.own_status = Some(reply.status);
+                if let Err(e) = writer::write(session, reply).await {
+                    log::debug!("could not write response: {e}");
+                }
+                Ok(true)
+            }
+            Err(err) => {
+                self.0.reject(session, ctx, err).await;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Picks a healthy server of the route's origin.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+        let origin = ctx.route.as_ref().map(|r| r.origin.as_str()).unwrap_or_default();
+        self.0.origins.peer(origin).ok_or_else(|| {
+            Error::explain(
+                ErrorType::ConnectNoRoute,
+                format!("origin {origin} has no healthy server"),
+            )
+        })
+    }
+
+    /// Rewrites the request for the origin: canonical path, no credentials,
+    /// no client-sent `x-tollgate-*`, identity headers added.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        forward::prepare(&self.0, upstream_request, ctx)?;
+        ctx.upstream_started = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Adds the rate-limit headers to the origin's response.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let (Some(start), Some(route)) = (ctx.upstream_started, &ctx.route) {
+            metrics()
+                .upstream_duration
+                .with_label_values(&[route.origin.as_str()])
+                .observe(start.elapsed().as_secs_f64());
+        }
+        for (name, value) in &ctx.response_headers {
+            upstream_response.insert_header(name.clone(), value.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Answers an origin failure with the profile's JSON 502, and anything else
+    /// with a JSON error of the right status.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy
+    where
+        Self::CTX: Send + Sync,
+    {
+        let kind = match e.esource() {
+            ErrorSource::Upstream => Some(ErrorKind::BadGateway),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
+                _ => Some(ErrorKind::BadRequest),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => match e.etype() {
+                ErrorType::ConnectNoRoute => Some(ErrorKind::BadGateway),
+                _ => Some(ErrorKind::Internal),
+            },
+        };
+        let Some(kind) = kind else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if kind == ErrorKind::BadGateway {
+            let origin = ctx.route.as_ref().map(|r| r.origin.as_str()).unwrap_or("none");
+            metrics().upstream_errors.with_label_values(&[origin]).inc();
+            log::warn!("origin {origin} failed: {e}");
+        } else {
+            log::debug!("request failed: {e}");
+        }
+        let err = match kind {
+            ErrorKind::BadGateway => ApiError::new(kind)
+                .var("retry", ORIGIN_RETRY_SECS.to_string())
+                .header("Retry-After", ORIGIN_RETRY_SECS.to_string()),
+            ErrorKind::BadRequest => ApiError::detail(kind, "malformed request"),
+            _ => ApiError::new(kind),
+        };
+        let status = kind.status();
+        if session.response_written().is_none() {
+            self.0.reject(session, ctx, err).await;
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Metrics and usage, queued off the critical path.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.own_status)
+            .unwrap_or(0);
+        let route = ctx.route_label().to_string();
+        let elapsed = ctx.started.elapsed();
+        let m = metrics();
+        m.requests
+            .with_label_values(&[route.as_str(), &status.to_string(), ctx.decision.label()])
+            .inc();
+        m.request_duration
+            .with_label_values(&[route.as_str()])
+            .observe(elapsed.as_secs_f64());
+        if let (Some(Principal::Key(identity)), Some(path)) = (&ctx.principal, &ctx.path) {
+            self.0.usage.push(UsageEvent {
+                key: identity.key.id,
+                call: CallRecord {
+                    at: chrono::Utc::now(),
+                    method: session.req_header().method.to_string(),
+                    path: path.canonical.clone(),
+                    status,
+                    latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                },
+            });
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The `tollgate` binary: parse the CLI, load and validate the config, build
+//! the services and run.
+
+use clap::Parser;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+use tollgate::cli::{admin_call, run_admin, Cli, Command};
+use tollgate::{app, config, sample_origin::SampleOrigin};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    if let Some((admin, method, path, body)) = admin_call(&cli.command) {
+        std::process::exit(run_admin(admin, method, &path, body));
+    }
+    match cli.command {
+        Command::Check { config } => match config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "ok: {}: {} routes, {} plans, {} origins",
+                    config.display(),
+                    c.routes.routes().len(),
+                    c.plans.len(),
+                    c.origins.len()
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Run { config } => {
+            let cfg = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
+            match app::build(cfg) {
+                Ok(server) => server.run_forever(),
+                Err(e) => {
+                    eprintln!("tollgate: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::SampleOrigin { listen, name } => {
+            let conf = ServerConf {
+                threads: 2,
+                grace_period_seconds: Some(0),
+                graceful_shutdown_timeout_seconds: Some(1),
+                ..ServerConf::default()
+            };
+            let mut server = Server::new_with_opt_and_conf(None, conf);
+            server.bootstrap();
+            let mut svc = Service::new(
+                "sample origin".to_string(),
+                pingora::apps::http_app::HttpServer::new_app(SampleOrigin { name }),
+            );
+            svc.add_tcp(&listen);
+            server.add_service(svc);
+            server.run_forever();
+        }
+        Command::Accounts { .. } | Command::Keys { .. } => {}
+    }
+}

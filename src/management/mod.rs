@@ -1,0 +1,7 @@
+//! Management: issuing keys (shared by every path that creates one), the public
+//! trial endpoint, and the operator's admin API.
+
+pub mod admin;
+pub mod body;
+pub mod keys;
+pub mod trial;

@@ -1,0 +1,119 @@
+//! The public trial endpoint: issues a short-term key with no account, limited
+//! per client IP, optionally behind human verification with a siteverify API
+//! shaped like Cloudflare Turnstile's (form `secret`, `response`, `remoteip`;
+//! JSON `{"success": bool, "error-codes": [...]}`).
+
+use super::body;
+use super::keys::NewKey;
+use crate::config::VerificationSettings;
+use crate::gateway::Gateway;
+use crate::reply::{ApiError, ErrorKind, Reply};
+use crate::store::KeyKind;
+use chrono::Utc;
+use pingora::proxy::Session;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+#[derive(Deserialize)]
+struct SiteverifyAnswer {
+    success: bool,
+    #[serde(default, rename = "error-codes")]
+    error_codes: Vec<String>,
+}
+
+/// Asks the siteverify API whether `response` is a human's.
+pub async fn verify_human(
+    http: &reqwest::Client,
+    v: &VerificationSettings,
+    response: &str,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    let ip = ip.to_string();
+    let form = [
+        ("secret", v.secret.as_str()),
+        ("response", response),
+        ("remoteip", ip.as_str()),
+    ];
+    let unavailable = |e: String| {
+        log::warn!("human verification unavailable: {e}");
+        ApiError::detail(ErrorKind::Unavailable, "human verification is unavailable; retry shortly")
+            .header("Retry-After", "5")
+    };
+    let answer: SiteverifyAnswer = http
+        .post(&v.siteverify_url)
+        .timeout(v.timeout)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    if answer.success {
+        Ok(())
+    } else {
+        log::info!("human verification failed: {:?}", answer.error_codes);
+        Err(ApiError::detail(ErrorKind::Forbidden, "human verification failed"))
+    }
+}
+
+impl Gateway {
+    /// Handles `POST <trial.path>`.
+    pub async fn issue_trial(&self, session: &mut Session, ip: IpAddr) -> Result<Reply, ApiError> {
+        let Some(trial) = &self.config.trial else {
+            return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
+        };
+        let headers = self
+            .admit(&trial.issuance, format!("trial:{}", self.config.client_ip.bucket_key(ip)))
+            .await?;
+        let mut raw = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ApiError::detail(ErrorKind::BadRequest, format!("cannot read body: {e}")))
+                }
+            }
+        }
+        let fields: Map<String, Value> = body::parse(&raw)?;
+        for key in fields.keys() {
+            let known = key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
+            if !known {
+                return Err(ApiError::detail(ErrorKind::BadRequest, format!("unknown field {key}")));
+            }
+        }
+        let name = match fields.get("name") {
+            None | Some(Value::Null) => "trial".to_string(),
+            Some(Value::String(s)) if s.trim().is_empty() => "trial".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(ApiError::detail(ErrorKind::BadRequest, "field name must be a string")),
+        };
+        if let Some(v) = &trial.verification {
+            let response = match fields.get(&v.field) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => {
+                    return Err(ApiError::detail(
+                        ErrorKind::BadRequest,
+                        format!("field {} (the human-verification token) is required", v.field),
+                    ))
+                }
+            };
+            verify_human(&self.http, v, &response, ip).await?;
+        }
+        let ttl = chrono::Duration::from_std(trial.ttl).unwrap_or(chrono::Duration::days(7));
+        let issued = self
+            .issue_key(NewKey {
+                account: None,
+                plan: Some(trial.plan.name.clone()),
+                name,
+                expires_at: Some(Utc::now() + ttl),
+                kind: KeyKind::Trial,
+            })
+            .await?;
+        let mut reply = Reply::json(201, &issued.to_json());
+        reply.headers = headers;
+        Ok(reply)
+    }
+}

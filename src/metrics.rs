@@ -1,0 +1,126 @@
+//! The Prometheus series, registered once in the default registry that
+//! `pingora-prometheus` serves on the metrics listener. Every name starts with
+//! `tollgate_`.
+
+use pingora_prometheus::prometheus::{
+    self, exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts,
+};
+use std::sync::LazyLock;
+
+/// Every series tollgate exports.
+pub struct Metrics {
+    /// Requests by route, status and decision.
+    pub requests: IntCounterVec,
+    /// Requests tollgate refused itself, by reason.
+    pub rejections: IntCounterVec,
+    /// Time from request to response, by route.
+    pub request_duration: HistogramVec,
+    /// Time from sending upstream to the origin's response header, by origin.
+    pub upstream_duration: HistogramVec,
+    /// Failed upstream connections or exchanges, by origin.
+    pub upstream_errors: IntCounterVec,
+    /// Usage records dropped because the queue was full.
+    pub usage_dropped: IntCounter,
+    /// Usage records waiting to be written.
+    pub usage_queued: IntGauge,
+    /// Failed usage writes (batches).
+    pub usage_write_errors: IntCounter,
+    /// Store operations that failed, by operation.
+    pub store_errors: IntCounterVec,
+    /// Keys issued, by kind (`standard`, `trial`).
+    pub keys_issued: IntCounterVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    // Names and label sets are constants checked by the unit test below, so the
+    // only failure left is a second registration, which LazyLock rules out.
+    #[allow(clippy::expect_used)]
+    fn register() -> Self {
+        let r = prometheus::default_registry();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            r.register(Box::new(c.clone())).expect("registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let buckets = exponential_buckets(0.0005, 2.0, 16).expect("valid buckets");
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid histogram");
+            r.register(Box::new(h.clone())).expect("registered once");
+            h
+        };
+        let usage_dropped = IntCounter::new(
+            "tollgate_usage_dropped_total",
+            "Usage records dropped because the queue was full",
+        )
+        .expect("valid counter");
+        r.register(Box::new(usage_dropped.clone())).expect("registered once");
+        let usage_queued =
+            IntGauge::new("tollgate_usage_queued", "Usage records waiting to be written")
+                .expect("valid gauge");
+        r.register(Box::new(usage_queued.clone())).expect("registered once");
+        let usage_write_errors = IntCounter::new(
+            "tollgate_usage_write_errors_total",
+            "Usage batches that could not be written",
+        )
+        .expect("valid counter");
+        r.register(Box::new(usage_write_errors.clone())).expect("registered once");
+        Self {
+            requests: counter(
+                "tollgate_requests_total",
+                "Requests by route, status and decision",
+                &["route", "status", "decision"],
+            ),
+            rejections: counter(
+                "tollgate_rejections_total",
+                "Requests refused by tollgate, by reason",
+                &["reason"],
+            ),
+            request_duration: histogram(
+                "tollgate_request_duration_seconds",
+                "Time from request to response",
+                &["route"],
+            ),
+            upstream_duration: histogram(
+                "tollgate_upstream_duration_seconds",
+                "Time from sending a request upstream to its response header",
+                &["origin"],
+            ),
+            upstream_errors: counter(
+                "tollgate_upstream_errors_total",
+                "Failed upstream connections or exchanges",
+                &["origin"],
+            ),
+            usage_dropped,
+            usage_queued,
+            usage_write_errors,
+            store_errors: counter(
+                "tollgate_store_errors_total",
+                "Store operations that failed",
+                &["op"],
+            ),
+            keys_issued: counter("tollgate_keys_issued_total", "Keys issued", &["kind"]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_encodes() {
+        metrics().rejections.with_label_values(&["test"]).inc();
+        let families = prometheus::gather();
+        assert!(families.iter().any(|f| f.get_name() == "tollgate_rejections_total"));
+        assert!(families.iter().all(|f| f.get_name().starts_with("tollgate_")));
+    }
+}

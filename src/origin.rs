@@ -1,0 +1,121 @@
+//! Origins: named groups of upstream servers, round-robin load balanced and
+//! health-checked by background services.
+
+use crate::config::{HealthCheck, OriginSettings};
+use pingora::http::RequestHeader;
+use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::upstreams::peer::HttpPeer;
+use std::collections::HashMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Why origins could not be built.
+#[derive(Debug, Error)]
+pub enum OriginError {
+    #[error("origin {origin}: cannot resolve servers: {source}")]
+    Resolve {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("origin {origin}: bad health check: {message}")]
+    HealthCheck { origin: String, message: String },
+}
+
+/// One origin and its balancer.
+pub struct Origin {
+    pub settings: OriginSettings,
+    lb: Arc<LoadBalancer<RoundRobin>>,
+}
+
+/// Every origin, by name.
+#[derive(Default)]
+pub struct Origins {
+    map: HashMap<String, Origin>,
+}
+
+/// A health-check service to add to the server.
+pub type HealthService = GenBackgroundService<LoadBalancer<RoundRobin>>;
+
+impl Origins {
+    /// Builds balancers and their health-check services.
+    pub fn build<'a>(
+        settings: impl IntoIterator<Item = &'a OriginSettings>,
+    ) -> Result<(Self, Vec<HealthService>), OriginError> {
+        let mut map = HashMap::new();
+        let mut services = Vec::new();
+        for s in settings {
+            let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(s.servers.iter().map(String::as_str))
+                .map_err(|source| OriginError::Resolve {
+                    origin: s.name.clone(),
+                    source,
+                })?;
+            let lb = match &s.health_check {
+                None => Arc::new(lb),
+                Some(hc) => {
+                    let interval = match hc {
+                        HealthCheck::Tcp { interval } => {
+                            let check = if s.tls {
+                                TcpHealthCheck::new_tls(&s.sni)
+                            } else {
+                                TcpHealthCheck::new()
+                            };
+                            lb.set_health_check(check);
+                            *interval
+                        }
+                        HealthCheck::Http { path, interval } => {
+                            let host = s.host_header.clone().unwrap_or_else(|| s.sni.clone());
+                            let mut check = HttpHealthCheck::new(&host, s.tls);
+                            check.req = RequestHeader::build("GET", path.as_bytes(), None)
+                                .and_then(|mut r| {
+                                    r.insert_header("Host", host.as_str())?;
+                                    Ok(r)
+                                })
+                                .map_err(|e| OriginError::HealthCheck {
+                                    origin: s.name.clone(),
+                                    message: e.to_string(),
+                                })?;
+                            check.peer_template.sni = s.sni.clone();
+                            check.peer_template.options.connection_timeout = Some(s.connect_timeout);
+                            lb.set_health_check(Box::new(check));
+                            *interval
+                        }
+                    };
+                    lb.health_check_frequency = Some(interval);
+                    let service = background_service(&format!("health check {}", s.name), lb);
+                    let task = service.task();
+                    services.push(service);
+                    task
+                }
+            };
+            map.insert(
+                s.name.clone(),
+                Origin {
+                    settings: s.clone(),
+                    lb,
+                },
+            );
+        }
+        Ok((Self { map }, services))
+    }
+
+    /// The settings of an origin.
+    pub fn settings(&self, name: &str) -> Option<&OriginSettings> {
+        self.map.get(name).map(|o| &o.settings)
+    }
+
+    /// A healthy server of the origin, as a peer with the origin's timeouts and TLS.
+    pub fn peer(&self, name: &str) -> Option<Box<HttpPeer>> {
+        let origin = self.map.get(name)?;
+        let backend = origin.lb.select(b"", 256)?;
+        let addr = *backend.addr.as_inet()?;
+        let s = &origin.settings;
+        let mut peer = HttpPeer::new(addr, s.tls, s.sni.clone());
+        peer.options.connection_timeout = Some(s.connect_timeout);
+        peer.options.total_connection_timeout = Some(s.connect_timeout);
+        peer.options.read_timeout = Some(s.read_timeout);
+        Some(Box::new(peer))
+    }
+}

@@ -1,0 +1,301 @@
+//! The embedded store: one process, no Redis. Exact and atomic within the
+//! process, not durable: everything is lost on restart.
+
+use super::{
+    types::{day_of, last_days, DAILY_DAYS, RECENT_CALLS},
+    Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
+    UsageEvent, UsageStore,
+};
+use crate::auth::keys::KeyHash;
+use crate::metering::{gcra, AdmitOutcome, Admission, Verdict};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// Admissions between two sweeps of full buckets.
+const SWEEP_EVERY: u64 = 4096;
+
+#[derive(Default)]
+struct Directory {
+    accounts: HashMap<String, Account>,
+    keys: HashMap<Uuid, KeyRecord>,
+    by_hash: HashMap<KeyHash, Uuid>,
+}
+
+#[derive(Default)]
+struct UsageData {
+    last_used_at: Option<DateTime<Utc>>,
+    recent: VecDeque<CallRecord>,
+    daily: BTreeMap<String, u64>,
+}
+
+/// The in-process store.
+#[derive(Default)]
+pub struct MemoryStore {
+    dir: RwLock<Directory>,
+    buckets: DashMap<String, i64>,
+    usage: Mutex<HashMap<Uuid, UsageData>>,
+    admissions: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of buckets held (full buckets are swept away).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn create_account(&self, account: Account) -> Result<Account, StoreError> {
+        let mut dir = self.dir.write();
+        if dir.accounts.contains_key(&account.id) {
+            return Err(StoreError::Conflict(format!("account {}", account.id)));
+        }
+        dir.accounts.insert(account.id.clone(), account.clone());
+        Ok(account)
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.dir.read().accounts.get(id).cloned())
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn insert_key(
+        &self,
+        key: KeyRecord,
+        max_active: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        let mut dir = self.dir.write();
+        if let (Some(max), Some(account)) = (max_active, key.account.as_deref()) {
+            let active = dir
+                .keys
+                .values()
+                .filter(|k| k.account.as_deref() == Some(account) && k.is_active(now))
+                .count();
+            if active >= max as usize {
+                return Err(StoreError::KeyLimit { max });
+            }
+        }
+        if dir.by_hash.contains_key(&key.hash) {
+            return Err(StoreError::Conflict("key".into()));
+        }
+        dir.by_hash.insert(key.hash, key.id);
+        dir.keys.insert(key.id, key.clone());
+        Ok(key)
+    }
+
+    async fn resolve(&self, hash: &KeyHash) -> Result<Option<Identity>, StoreError> {
+        let dir = self.dir.read();
+        let Some(key) = dir.by_hash.get(hash).and_then(|id| dir.keys.get(id)) else {
+            return Ok(None);
+        };
+        let plan = match (&key.plan, &key.account) {
+            (Some(p), _) => p.clone(),
+            (None, Some(a)) => match dir.accounts.get(a) {
+                Some(acc) => acc.plan.clone(),
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Identity {
+            key: key.clone(),
+            plan,
+        }))
+    }
+
+    async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.dir.read().keys.get(&id).cloned())
+    }
+
+    async fn list_keys(&self, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let dir = self.dir.read();
+        let mut keys: Vec<KeyRecord> = dir
+            .keys
+            .values()
+            .filter(|k| k.account.as_deref() == Some(account))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(keys)
+    }
+
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut dir = self.dir.write();
+        Ok(dir.keys.get_mut(&id).map(|k| {
+            if k.revoked_at.is_none() {
+                k.revoked_at = Some(now);
+            }
+            k.clone()
+        }))
+    }
+}
+
+#[async_trait]
+impl Meter for MemoryStore {
+    async fn admit(&self, a: &Admission) -> Result<AdmitOutcome, StoreError> {
+        let now = now_us();
+        if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.buckets.retain(|_, tat| *tat > now);
+        }
+        let mut entry = self.buckets.entry(a.bucket.clone()).or_insert(now);
+        let step = gcra::step(now, Some(*entry), a.interval_us, a.burst, 1);
+        if step.allowed {
+            *entry = step.tat;
+        }
+        Ok(AdmitOutcome {
+            verdict: if step.allowed {
+                Verdict::Allowed
+            } else {
+                Verdict::RateLimited
+            },
+            remaining: step.remaining,
+            retry_after: micros(step.retry_after_us),
+            reset_after: micros(step.reset_after_us),
+        })
+    }
+}
+
+#[async_trait]
+impl UsageStore for MemoryStore {
+    async fn record_usage(&self, batch: Vec<UsageEvent>) -> Result<(), StoreError> {
+        let mut usage = self.usage.lock();
+        for event in batch {
+            let data = usage.entry(event.key).or_default();
+            if data.last_used_at.is_none_or(|t| t < event.call.at) {
+                data.last_used_at = Some(event.call.at);
+            }
+            *data.daily.entry(day_of(&event.call.at)).or_insert(0) += 1;
+            while data.daily.len() > DAILY_DAYS as usize + 1 {
+                data.daily.pop_first();
+            }
+            data.recent.push_front(event.call);
+            data.recent.truncate(RECENT_CALLS);
+        }
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key: Uuid,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<KeyUsage, StoreError> {
+        let usage = self.usage.lock();
+        let Some(data) = usage.get(&key) else {
+            return Ok(KeyUsage {
+                daily: last_days(now, days).into_iter().map(|d| (d, 0)).collect(),
+                ..KeyUsage::default()
+            });
+        };
+        Ok(KeyUsage {
+            last_used_at: data.last_used_at,
+            recent: data.recent.iter().cloned().collect(),
+            daily: last_days(now, days)
+                .into_iter()
+                .map(|d| {
+                    let c = data.daily.get(&d).copied().unwrap_or(0);
+                    (d, c)
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KeyKind;
+
+    fn key(account: &str, token: &str) -> KeyRecord {
+        KeyRecord {
+            id: Uuid::new_v4(),
+            hash: KeyHash::of(token),
+            account: Some(account.into()),
+            plan: None,
+            name: "k".into(),
+            key_prefix: token.chars().take(12).collect(),
+            kind: KeyKind::Standard,
+            created_at: Utc::now(),
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn key_cap_counts_active_only() {
+        let s = MemoryStore::new();
+        let now = Utc::now();
+        s.create_account(Account {
+            id: "a".into(),
+            plan: "p".into(),
+            created_at: now,
+        })
+        .await
+        .expect("account");
+        let k1 = s.insert_key(key("a", "t1"), Some(2), now).await.expect("k1");
+        s.insert_key(key("a", "t2"), Some(2), now).await.expect("k2");
+        assert_eq!(
+            s.insert_key(key("a", "t3"), Some(2), now).await,
+            Err(StoreError::KeyLimit { max: 2 })
+        );
+        s.revoke_key(k1.id, now).await.expect("revoke");
+        s.insert_key(key("a", "t3"), Some(2), now).await.expect("k3 after revoke");
+        let id = s.resolve(&KeyHash::of("t3")).await.expect("ok").expect("found");
+        assert_eq!(id.plan, "p");
+    }
+
+    #[tokio::test]
+    async fn usage_keeps_last_fifty() {
+        let s = MemoryStore::new();
+        let k = Uuid::new_v4();
+        let now = Utc::now();
+        let batch = (0..60)
+            .map(|i| UsageEvent {
+                key: k,
+                call: CallRecord {
+                    at: now,
+                    method: "GET".into(),
+                    path: format!("/p/{i}"),
+                    status: 200,
+                    latency_ms: 1,
+                },
+            })
+            .collect();
+        s.record_usage(batch).await.expect("record");
+        let u = s.usage(k, 7, now).await.expect("usage");
+        assert_eq!(u.recent.len(), 50);
+        assert_eq!(u.recent[0].path, "/p/59");
+        assert_eq!(u.daily.len(), 7);
+        assert_eq!(u.daily[6].1, 60);
+    }
+}

@@ -1,0 +1,83 @@
+//! State: accounts, keys, buckets and usage, behind one trait family with two
+//! implementations: [`memory::MemoryStore`] (embedded, the default) and Redis.
+
+pub mod memory;
+pub mod types;
+
+pub use types::*;
+
+use crate::auth::keys::KeyHash;
+use crate::metering::{AdmitOutcome, Admission};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// A store failure, as the gateway and admin API see it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("active key limit reached ({max})")]
+    KeyLimit { max: u32 },
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Accounts: owners of keys, with a plan.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account; `Conflict` if the id is taken.
+    async fn create_account(&self, account: Account) -> Result<Account, StoreError>;
+    /// One account.
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+}
+
+/// Keys: stored only as sha256.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key. With `max_active`, refuses (`KeyLimit`) when the account
+    /// already holds that many active keys, atomically with the insert.
+    async fn insert_key(
+        &self,
+        key: KeyRecord,
+        max_active: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError>;
+    /// The key with this hash and the plan it is metered with.
+    async fn resolve(&self, hash: &KeyHash) -> Result<Option<Identity>, StoreError>;
+    /// One key by id.
+    async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError>;
+    /// Every key of an account, newest first.
+    async fn list_keys(&self, account: &str) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Revokes a key (idempotent); `None` if there is no such key.
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError>;
+}
+
+/// Token buckets.
+#[async_trait]
+pub trait Meter: Send + Sync {
+    /// Checks and takes, atomically, everything an admission asks for.
+    async fn admit(&self, admission: &Admission) -> Result<AdmitOutcome, StoreError>;
+}
+
+/// Usage per key: `lastUsedAt`, the last calls and daily counts.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Records a batch of calls.
+    async fn record_usage(&self, batch: Vec<UsageEvent>) -> Result<(), StoreError>;
+    /// Usage of one key over the last `days` days (today included).
+    async fn usage(&self, key: Uuid, days: u32, now: DateTime<Utc>)
+        -> Result<KeyUsage, StoreError>;
+}
+
+/// The whole store.
+pub trait Store: AccountStore + KeyStore + Meter + UsageStore {}
+
+impl<T: AccountStore + KeyStore + Meter + UsageStore> Store for T {}
