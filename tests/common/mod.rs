@@ -1,0 +1,403 @@
+//! Test harness: real processes on real loopback sockets. A sample origin and a
+//! tollgate started from a shipped profile with its `TOLLGATE_*` variables.
+#![allow(dead_code, clippy::expect_used)]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tollgate")
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until `addr` accepts connections.
+pub fn wait_port(addr: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{addr} did not start listening within {timeout:?}");
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_file(name: &str) -> (PathBuf, std::fs::File) {
+    let dir = std::env::temp_dir().join("tollgate-tests");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let path = dir.join(format!("{name}-{}-{}.log", std::process::id(), free_port()));
+    let file = std::fs::File::create(&path).expect("log file");
+    (path, file)
+}
+
+/// The bundled sample origin.
+pub struct Origin {
+    _proc: Proc,
+    pub addr: String,
+}
+
+/// Starts the sample origin on a free port.
+pub fn start_origin() -> Origin {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (log, file) = log_file("origin");
+    let child = Command::new(bin())
+        .args(["sample-origin", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn origin");
+    wait_port(&addr, Duration::from_secs(10));
+    Origin {
+        _proc: Proc { child, log },
+        addr,
+    }
+}
+
+/// The admin token every test gateway uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// How to start a gateway.
+pub struct GateOpts {
+    pub profile: String,
+    pub origin: String,
+    pub trusted_proxies: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl GateOpts {
+    /// A shipped profile in front of `origin`.
+    pub fn new(profile: &str, origin: &str) -> Self {
+        Self {
+            profile: profile.to_string(),
+            origin: origin.to_string(),
+            trusted_proxies: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Trusts loopback peers to set the client-IP header.
+    pub fn trust_loopback(mut self) -> Self {
+        self.trusted_proxies = "127.0.0.1/32".into();
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// A running tollgate.
+pub struct Gate {
+    proc: Proc,
+    pub url: String,
+    pub admin_url: String,
+    pub metrics_url: String,
+    pub client: reqwest::blocking::Client,
+}
+
+/// Starts tollgate with a profile from `conf/` (or a path).
+pub fn start_gate(opts: GateOpts) -> Gate {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let config = if Path::new(&opts.profile).is_absolute() {
+        PathBuf::from(&opts.profile)
+    } else {
+        root().join("conf").join(&opts.profile)
+    };
+    let (log, file) = log_file("tollgate");
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("TOLLGATE_LISTEN", &listen)
+        .env("TOLLGATE_ADMIN_LISTEN", &admin)
+        .env("TOLLGATE_METRICS_LISTEN", &metrics)
+        .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("TOLLGATE_ORIGIN", &opts.origin)
+        .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
+        .env("TOLLGATE_REDIS_URL", "")
+        .stdout(Stdio::null())
+        .stderr(file);
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn tollgate");
+    let proc = Proc { child, log };
+    wait_port(&admin, Duration::from_secs(20));
+    wait_port(&listen, Duration::from_secs(20));
+    Gate {
+        proc,
+        url: format!("http://{listen}"),
+        admin_url: format!("http://{admin}"),
+        metrics_url: format!("http://{metrics}"),
+        client: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    }
+}
+
+/// A response reduced to what tests look at.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// A header, lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// Whether the origin produced this response (the sample origin marks its own).
+    pub fn from_origin(&self) -> bool {
+        self.headers.contains_key("x-origin-server")
+    }
+}
+
+fn reduce(r: reqwest::blocking::Response) -> Resp {
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = r.text().unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl Gate {
+    /// The log file of this tollgate.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.proc.log).unwrap_or_default()
+    }
+
+    /// Sends a request to the proxy with extra headers.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        reduce(req.send().expect("proxy request"))
+    }
+
+    /// GET through the proxy.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.send("GET", path, headers, None)
+    }
+
+    /// GET with a bearer token.
+    pub fn get_with(&self, path: &str, token: &str) -> Resp {
+        self.get(path, &[("authorization", &format!("Bearer {token}"))])
+    }
+
+    /// Calls the admin API with the admin token.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.admin_as(Some(ADMIN_TOKEN), method, path, body)
+    }
+
+    /// Calls the admin API with a given token.
+    pub fn admin_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, format!("{}{}", self.admin_url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        reduce(req.send().expect("admin request"))
+    }
+
+    /// Creates an account.
+    pub fn create_account(&self, id: &str, plan: &str) {
+        let r = self.admin("POST", "/v1/accounts", Some(serde_json::json!({"id": id, "plan": plan})));
+        assert_eq!(r.status, 201, "create account: {}", r.body);
+    }
+
+    /// Creates a key; returns (id, token).
+    pub fn create_key(&self, account: &str, name: &str) -> (String, String) {
+        let r = self.admin("POST", "/v1/keys", Some(serde_json::json!({"account": account, "name": name})));
+        assert_eq!(r.status, 201, "create key: {}", r.body);
+        let v = r.json();
+        (
+            v["id"].as_str().expect("id").to_string(),
+            v["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    /// The metrics page.
+    pub fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.metrics_url))
+            .send()
+            .expect("metrics")
+            .text()
+            .expect("metrics text")
+    }
+
+    /// Sends raw bytes to the proxy and returns the raw response head and body.
+    pub fn raw(&self, request: &[u8]) -> String {
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(request).expect("write");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if let Some(text) = complete_response(&out) {
+                        return text;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Returns the response when head and a content-length body are complete.
+fn complete_response(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let head_end = text.find("\r\n\r\n")?;
+    let len = text[..head_end]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    (bytes.len() >= head_end + 4 + len).then(|| text.into_owned())
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("condition not met within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A stub siteverify server: answers success only for `good` with the right secret.
+pub struct Siteverify {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts a Turnstile-shaped siteverify stub on a free port (a thread, real socket).
+pub fn start_siteverify(secret: &'static str, good: &'static str) -> Siteverify {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub");
+    let url = format!("http://{}/siteverify", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen2.clone();
+            std::thread::spawn(move || serve_siteverify(stream, secret, good, &seen));
+        }
+    });
+    Siteverify { url, seen }
+}
+
+fn serve_siteverify(mut s: TcpStream, secret: &str, good: &str, seen: &std::sync::Mutex<Vec<String>>) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let body = loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break text[end + 4..].to_string();
+            }
+        }
+    };
+    seen.lock().expect("lock").push(body.clone());
+    let form: HashMap<String, String> = body
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let ok = form.get("secret").map(String::as_str) == Some(secret)
+        && form.get("response").map(String::as_str) == Some(good)
+        && form.contains_key("remoteip");
+    let answer = if ok {
+        r#"{"success":true,"error-codes":[]}"#
+    } else {
+        r#"{"success":false,"error-codes":["invalid-input-response"]}"#
+    };
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    let _ = s.write_all(resp.as_bytes());
+}

@@ -1,0 +1,284 @@
+#![allow(clippy::expect_used)]
+//! `tollgate check` run as a real process: every bad-config fixture under
+//! `tests/fixtures/bad/` is rejected with its exact `key: message`, problems are
+//! collected rather than reported one at a time, and the shipped configs in
+//! `conf/` pass.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Fixture file name -> text its `check` output must contain on stderr.
+///
+/// Each fixture is otherwise valid, so exactly this one problem is reported.
+const BAD: &[(&str, &str)] = &[
+    (
+        "unknown_top_level_key.toml",
+        "bogus: unknown field `bogus`, expected one of `server`, `admin`",
+    ),
+    (
+        "unknown_plan_key.toml",
+        "plans.free.limit: unknown field `limit`, expected one of `rate`, `window`, `burst`, `max_active_keys`",
+    ),
+    ("plan_rate_zero.toml", "plans.free.rate: must be at least 1"),
+    (
+        "plan_bad_window_unit.toml",
+        "plans.free.window: unknown unit \"w\" in \"3w\" (use ms, s, m, h or d)",
+    ),
+    ("plan_burst_zero.toml", "plans.free.burst: must be at least 1"),
+    (
+        "plan_max_active_keys_zero.toml",
+        "plans.free.max_active_keys: must be at least 1 (omit it for no cap)",
+    ),
+    (
+        "anonymous_plan_undefined.toml",
+        "anonymous.plan: plan \"gold\" is not defined (defined: free)",
+    ),
+    (
+        "route_origin_undefined.toml",
+        "routes[0].origin: origin \"nowhere\" is not defined",
+    ),
+    (
+        "route_bad_access.toml",
+        "routes[0].access: \"private\" is not one of public, anonymous, key",
+    ),
+    (
+        "route_duplicate_name.toml",
+        "routes[1].name: route name \"api\" is used twice",
+    ),
+    (
+        "route_star_not_last.toml",
+        "routes[0].paths[0]: \"/api/*/quotes\": '*' may only be the last segment",
+    ),
+    (
+        "route_lowercase_method.toml",
+        "routes[0].methods[0]: \"get\" is not an upper-case HTTP method",
+    ),
+    (
+        "origin_no_servers.toml",
+        "origins.api.servers: needs at least one host:port",
+    ),
+    (
+        "origin_server_not_host_port.toml",
+        "origins.api.servers: \"localhost\" is not host:port",
+    ),
+    (
+        "server_bad_listen.toml",
+        "server.listen: \"localhost:8080\" is not an address like 127.0.0.1:8080",
+    ),
+    (
+        "admin_token_short.toml",
+        "admin.token: must be at least 16 characters",
+    ),
+    (
+        "trusted_proxies_bad_cidr.toml",
+        "client_ip.trusted_proxies: \"not-a-cidr\" is not a CIDR like 10.0.0.0/8 or an IP",
+    ),
+    (
+        "trusted_proxies_without_header.toml",
+        "client_ip.header: trusted_proxies is set but no header is named",
+    ),
+    (
+        "ipv6_prefix_zero.toml",
+        "client_ip.ipv6_prefix: must be between 1 and 128",
+    ),
+    (
+        "no_credential_form.toml",
+        "credentials: enable at least one of bearer, raw_authorization, x_api_key",
+    ),
+    (
+        "keys_alphabet_unknown.toml",
+        "keys.alphabet: \"base32\" is not base62 or base64url",
+    ),
+    (
+        "keys_random_length_small.toml",
+        "keys.random_length: must be between 16 and 128 (at least 16 for enough entropy)",
+    ),
+    (
+        "errors_template_not_table.toml",
+        "errors.template: must be a table, e.g. { detail = \"{message}\" }",
+    ),
+    (
+        "errors_unknown_message_kind.toml",
+        "errors.messages.teapot: unknown error kind (known: bad_request, unauthorized,",
+    ),
+    (
+        "trial_plan_undefined.toml",
+        "trial.plan: plan \"gold\" is not defined (defined: free)",
+    ),
+    (
+        "trial_verification_url_not_http.toml",
+        "trial.verification.siteverify_url: must be an http:// or https:// URL",
+    ),
+    (
+        "env_var_unset.toml",
+        "origins.api.servers[0]: environment variable TOLLGATE_FIXTURE_UNSET is not set and has no default (write ${TOLLGATE_FIXTURE_UNSET:-default})",
+    ),
+    (
+        "toml_syntax_error.toml",
+        "is not valid TOML: TOML parse error at line 4",
+    ),
+    (
+        "anonymous_route_without_section.toml",
+        "routes[0].access: an anonymous route needs an [anonymous] section with a plan",
+    ),
+    (
+        "health_check_unknown_kind.toml",
+        "origins.api.health_check.kind: \"grpc\" is not http or tcp",
+    ),
+    (
+        "health_check_http_no_path.toml",
+        "origins.api.health_check.path: an http health check needs a path starting with '/'",
+    ),
+];
+
+/// The fixture with several independent problems, and every one it must report.
+const MANY_ERRORS: (&str, &[&str]) = (
+    "many_errors.toml",
+    &[
+        "client_ip.ipv6_prefix: must be between 1 and 128",
+        "keys.alphabet: \"base32\" is not base62 or base64url",
+        "plans.free.rate: must be at least 1",
+        "routes[0].access: \"private\" is not one of public, anonymous, key",
+    ],
+);
+
+/// A 32-character admin token for the shipped configs.
+const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn bad_dir() -> PathBuf {
+    repo_path("tests/fixtures/bad")
+}
+
+/// Runs `tollgate check --config <config>` with no `TOLLGATE_*` variable from the
+/// caller's environment, plus the given ones.
+fn check(config: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.arg("check").arg("--config").arg(config);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TOLLGATE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.output().expect("run tollgate check")
+}
+
+/// The `  - key: message` lines of a `check` failure.
+fn issue_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("  - ")).collect()
+}
+
+/// Problems with one fixture's `check` run; empty when it failed as expected.
+fn bad_fixture_problems(file: &str, expected: &[&str]) -> Vec<String> {
+    let path = bad_dir().join(file);
+    let out = check(&path, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut problems = Vec::new();
+    if out.status.code() != Some(1) {
+        problems.push(format!("exit status {:?}, want 1", out.status.code()));
+    }
+    if stdout.starts_with("ok:") {
+        problems.push(format!("stdout says ok: {stdout}"));
+    }
+    for want in expected {
+        if !stderr.contains(want) {
+            problems.push(format!("stderr lacks {want:?}"));
+        }
+    }
+    let invalid = format!("{} is invalid:", path.display());
+    let syntax = format!("{} is not valid TOML:", path.display());
+    if stderr.contains(&invalid) {
+        let issues = issue_lines(&stderr);
+        if issues.len() != expected.len() {
+            problems.push(format!(
+                "{} issues reported, want {}",
+                issues.len(),
+                expected.len()
+            ));
+        }
+    } else if !stderr.contains(&syntax) {
+        problems.push(format!("stderr has neither {invalid:?} nor {syntax:?}"));
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("{file}: {p}\n--- stderr ---\n{stderr}"))
+        .collect()
+}
+
+#[test]
+fn bad_fixtures_are_rejected_with_their_issue() {
+    let failures: Vec<String> = BAD
+        .iter()
+        .flat_map(|(file, want)| bad_fixture_problems(file, &[want]))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_bad_fixture_has_an_expectation() {
+    let mut listed = BTreeSet::new();
+    for name in BAD.iter().map(|(f, _)| *f).chain([MANY_ERRORS.0]) {
+        assert!(listed.insert(name), "{name} is listed twice");
+    }
+    let on_disk: BTreeSet<String> = std::fs::read_dir(bad_dir())
+        .expect("read tests/fixtures/bad")
+        .map(|e| {
+            e.expect("read fixture entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let unlisted: Vec<&String> = on_disk
+        .iter()
+        .filter(|f| !listed.contains(f.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "fixtures with no expected message in tests/config_check.rs: {unlisted:?}"
+    );
+    let missing: Vec<&&str> = listed.iter().filter(|f| !on_disk.contains(**f)).collect();
+    assert!(
+        missing.is_empty(),
+        "listed fixtures that do not exist: {missing:?}"
+    );
+}
+
+#[test]
+fn check_reports_every_issue_not_just_the_first() {
+    let (file, wants) = MANY_ERRORS;
+    assert!(wants.len() >= 3);
+    let failures = bad_fixture_problems(file, wants);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_configs_pass_check() {
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(repo_path("conf"))
+        .expect("read conf/")
+        .map(|e| e.expect("read conf entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    configs.sort();
+    assert!(!configs.is_empty(), "no *.toml in conf/");
+    assert_eq!(ADMIN_TOKEN.len(), 32);
+    for config in configs {
+        let out = check(&config, &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.starts_with("ok:"),
+            "{} failed check ({:?}):\n{stdout}{stderr}",
+            config.display(),
+            out.status.code()
+        );
+    }
+}
