@@ -59,7 +59,9 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     }
     if let Some(trial) = &config.trial {
         if trial.verification.is_none() {
-            log::warn!("trial tokens are issued without human verification (no trial.verification secret)");
+            log::warn!(
+                "trial tokens are issued without human verification (no trial.verification secret)"
+            );
         }
     }
     let gateway = Arc::new(Gateway {

@@ -53,9 +53,19 @@ pub enum Command {
 /// Where the admin API is.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    #[arg(long, env = "TOLLGATE_ADMIN_URL", default_value = "http://127.0.0.1:9090", global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090",
+        global = true
+    )]
     pub admin_url: String,
-    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_token: Option<String>,
 }
 
@@ -104,7 +114,12 @@ const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'~');
 
 /// Runs an admin-API command; returns the process exit code.
-pub fn run_admin(admin: &AdminArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> i32 {
+pub fn run_admin(
+    admin: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> i32 {
     let client = match reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -159,9 +174,12 @@ pub fn admin_call(cmd: &Command) -> Option<(&AdminArgs, reqwest::Method, String,
                 "/v1/accounts".into(),
                 Some(json!({"id": account, "plan": plan})),
             ),
-            AccountsCommand::Show { account } => {
-                (admin, Method::GET, format!("/v1/accounts/{}", enc(account)), None)
-            }
+            AccountsCommand::Show { account } => (
+                admin,
+                Method::GET,
+                format!("/v1/accounts/{}", enc(account)),
+                None,
+            ),
         }),
         Command::Keys { admin, command } => Some(match command {
             KeysCommand::Create {
@@ -175,15 +193,24 @@ pub fn admin_call(cmd: &Command) -> Option<(&AdminArgs, reqwest::Method, String,
                 }
                 (admin, Method::POST, "/v1/keys".into(), Some(body))
             }
-            KeysCommand::List { account } => {
-                (admin, Method::GET, format!("/v1/keys?account={}", enc(account)), None)
-            }
-            KeysCommand::Revoke { key_id } => {
-                (admin, Method::DELETE, format!("/v1/keys/{}", enc(key_id)), None)
-            }
-            KeysCommand::Usage { key_id } => {
-                (admin, Method::GET, format!("/v1/keys/{}/usage", enc(key_id)), None)
-            }
+            KeysCommand::List { account } => (
+                admin,
+                Method::GET,
+                format!("/v1/keys?account={}", enc(account)),
+                None,
+            ),
+            KeysCommand::Revoke { key_id } => (
+                admin,
+                Method::DELETE,
+                format!("/v1/keys/{}", enc(key_id)),
+                None,
+            ),
+            KeysCommand::Usage { key_id } => (
+                admin,
+                Method::GET,
+                format!("/v1/keys/{}/usage", enc(key_id)),
+                None,
+            ),
         }),
         _ => None,
     }

@@ -4,17 +4,17 @@
 //! and 429 itself, and forwards everything else to the origin servers. See
 //! `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod metering;
-pub mod reply;
-pub mod routing;
-pub mod store;
 pub mod gateway;
 pub mod management;
+pub mod metering;
 pub mod metrics;
 pub mod origin;
-pub mod usage;
-pub mod app;
+pub mod reply;
+pub mod routing;
 pub mod sample_origin;
-pub mod cli;
+pub mod store;
+pub mod usage;

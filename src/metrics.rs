@@ -62,17 +62,22 @@ impl Metrics {
             "Usage records dropped because the queue was full",
         )
         .expect("valid counter");
-        r.register(Box::new(usage_dropped.clone())).expect("registered once");
-        let usage_queued =
-            IntGauge::new("tollgate_usage_queued", "Usage records waiting to be written")
-                .expect("valid gauge");
-        r.register(Box::new(usage_queued.clone())).expect("registered once");
+        r.register(Box::new(usage_dropped.clone()))
+            .expect("registered once");
+        let usage_queued = IntGauge::new(
+            "tollgate_usage_queued",
+            "Usage records waiting to be written",
+        )
+        .expect("valid gauge");
+        r.register(Box::new(usage_queued.clone()))
+            .expect("registered once");
         let usage_write_errors = IntCounter::new(
             "tollgate_usage_write_errors_total",
             "Usage batches that could not be written",
         )
         .expect("valid counter");
-        r.register(Box::new(usage_write_errors.clone())).expect("registered once");
+        r.register(Box::new(usage_write_errors.clone()))
+            .expect("registered once");
         Self {
             requests: counter(
                 "tollgate_requests_total",
@@ -120,7 +125,9 @@ mod tests {
     fn registers_and_encodes() {
         metrics().rejections.with_label_values(&["test"]).inc();
         let families = prometheus::gather();
-        assert!(families.iter().any(|f| f.get_name() == "tollgate_rejections_total"));
-        assert!(families.iter().all(|f| f.get_name().starts_with("tollgate_")));
+        assert!(families
+            .iter()
+            .any(|f| f.name() == "tollgate_rejections_total"));
+        assert!(families.iter().all(|f| f.name().starts_with("tollgate_")));
     }
 }

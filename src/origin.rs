@@ -47,11 +47,12 @@ impl Origins {
         let mut map = HashMap::new();
         let mut services = Vec::new();
         for s in settings {
-            let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(s.servers.iter().map(String::as_str))
-                .map_err(|source| OriginError::Resolve {
-                    origin: s.name.clone(),
-                    source,
-                })?;
+            let mut lb =
+                LoadBalancer::<RoundRobin>::try_from_iter(s.servers.iter().map(String::as_str))
+                    .map_err(|source| OriginError::Resolve {
+                        origin: s.name.clone(),
+                        source,
+                    })?;
             let lb = match &s.health_check {
                 None => Arc::new(lb),
                 Some(hc) => {
@@ -78,7 +79,8 @@ impl Origins {
                                     message: e.to_string(),
                                 })?;
                             check.peer_template.sni = s.sni.clone();
-                            check.peer_template.options.connection_timeout = Some(s.connect_timeout);
+                            check.peer_template.options.connection_timeout =
+                                Some(s.connect_timeout);
                             lb.set_health_check(Box::new(check));
                             *interval
                         }

@@ -106,14 +106,18 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => "{detail}",
             ErrorKind::Unauthorized => "invalid, expired or revoked token",
-            ErrorKind::InsufficientCredits => "insufficient credits (balance {balance}, cost {cost})",
+            ErrorKind::InsufficientCredits => {
+                "insufficient credits (balance {balance}, cost {cost})"
+            }
             ErrorKind::Forbidden => "{detail}",
             ErrorKind::NotFound => "{detail}",
             ErrorKind::MethodNotAllowed => "method not allowed",
             ErrorKind::Conflict => "{detail}",
             ErrorKind::PayloadTooLarge => "request body too large",
             ErrorKind::HeadersTooLarge => "request headers too large",
-            ErrorKind::RateLimited => "rate limit exceeded ({limit}/{window}); consider batching requests.",
+            ErrorKind::RateLimited => {
+                "rate limit exceeded ({limit}/{window}); consider batching requests."
+            }
             ErrorKind::KeyLimit => "active key limit reached ({max}); revoke an old key first",
             ErrorKind::BadGateway => "upstream unavailable; retry in {retry} seconds",
             ErrorKind::Unavailable => "{detail}",
@@ -301,7 +305,10 @@ mod tests {
         let t = ErrorTemplate::default();
         let r = t.render(&ApiError::detail(ErrorKind::BadRequest, "bad \"limit\""));
         let v: Value = serde_json::from_slice(&r.body).expect("json");
-        assert_eq!(v, json!({"error": {"code": "BAD_REQUEST", "message": "bad \"limit\""}}));
+        assert_eq!(
+            v,
+            json!({"error": {"code": "BAD_REQUEST", "message": "bad \"limit\""}})
+        );
         let r = t.render(
             &ApiError::new(ErrorKind::InsufficientCredits)
                 .var("balance", "0")

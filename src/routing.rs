@@ -200,7 +200,9 @@ impl Pattern {
             } else if p.starts_with('{') && p.ends_with('}') && p.len() > 2 {
                 segs.push(Seg::Param);
             } else if p.contains(['{', '}', '*', '%', '?', '#']) || *p == "." || *p == ".." {
-                return Err(format!("{text:?}: segment {p:?} is not a literal, {{name}} or *"));
+                return Err(format!(
+                    "{text:?}: segment {p:?} is not a literal, {{name}} or *"
+                ));
             } else {
                 segs.push(Seg::Lit((*p).to_string()));
             }
@@ -304,7 +306,10 @@ mod tests {
     fn resolves_dots_and_slashes() {
         assert_eq!(canon("/api//markets"), Ok("/api/markets".into()));
         assert_eq!(canon("/api/health/../markets"), Ok("/api/markets".into()));
-        assert_eq!(canon("/api/health/%2e%2e/markets"), Ok("/api/markets".into()));
+        assert_eq!(
+            canon("/api/health/%2e%2e/markets"),
+            Ok("/api/markets".into())
+        );
         assert_eq!(canon("/api/./klines"), Ok("/api/klines".into()));
         assert_eq!(canon("/docs/"), Ok("/docs/".into()));
         assert_eq!(canon("/"), Ok("/".into()));
@@ -314,7 +319,10 @@ mod tests {
 
     #[test]
     fn refuses_ambiguity() {
-        assert_eq!(canon("/api/health%2f..%2fmarkets"), Err(PathError::AmbiguousSeparator));
+        assert_eq!(
+            canon("/api/health%2f..%2fmarkets"),
+            Err(PathError::AmbiguousSeparator)
+        );
         assert_eq!(canon("/api\\markets"), Err(PathError::AmbiguousSeparator));
         assert_eq!(canon("/api/%5cmarkets"), Err(PathError::AmbiguousSeparator));
         assert_eq!(canon("/api/%zz"), Err(PathError::BadEncoding));

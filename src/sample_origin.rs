@@ -36,7 +36,10 @@ fn query_params(query: &str) -> Vec<(String, String)> {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn price(symbol: &str, i: u64) -> f64 {
@@ -73,26 +76,49 @@ fn limit_of(params: &[(String, String)], default: u64, max: u64) -> Result<u64, 
         None => Ok(default),
         Some(l) => match l.parse::<u64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err((422, json!({"detail": [{"loc": ["query", "limit"], "msg": format!("limit must be an integer from 1 to {max}")}]}))),
+            _ => Err((
+                422,
+                json!({"detail": [{"loc": ["query", "limit"], "msg": format!("limit must be an integer from 1 to {max}")}]}),
+            )),
         },
     }
 }
 
 impl SampleOrigin {
-    fn route(&self, method: &Method, path: &str, query: &str, headers: &http::HeaderMap, body: &[u8]) -> (u16, Value) {
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> (u16, Value) {
         let params = query_params(query);
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         match (method.as_str(), segs.as_slice()) {
-            ("GET", []) => (200, json!({"name": "sample market-data API", "docs": "/docs"})),
+            ("GET", []) => (
+                200,
+                json!({"name": "sample market-data API", "docs": "/docs"}),
+            ),
             ("GET", ["health"]) | ("GET", ["api", "health"]) => (200, json!({"status": "ok"})),
             ("GET", ["api", "echo"]) => {
                 let h: serde_json::Map<String, Value> = headers
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            json!(String::from_utf8_lossy(v.as_bytes())),
+                        )
+                    })
                     .collect();
-                (200, json!({"method": method.as_str(), "path": path, "query": query, "headers": h}))
+                (
+                    200,
+                    json!({"method": method.as_str(), "path": path, "query": query, "headers": h}),
+                )
             }
-            ("GET", ["api", "markets"]) => (200, json!({"venues": VENUES, "markets": ["spot", "perp"]})),
+            ("GET", ["api", "markets"]) => {
+                (200, json!({"venues": VENUES, "markets": ["spot", "perp"]}))
+            }
             ("GET", ["api", "markets", venue, "symbols"]) => {
                 if VENUES.contains(venue) {
                     (200, json!({"venue": venue, "symbols": SYMBOLS}))
@@ -107,26 +133,51 @@ impl SampleOrigin {
                 };
                 let symbol = param(&params, "symbol").unwrap_or("BTCUSDT");
                 if !SYMBOLS.contains(&symbol) {
-                    return (404, json!({"detail": format!("symbol {symbol} not on venue")}));
+                    return (
+                        404,
+                        json!({"detail": format!("symbol {symbol} not on venue")}),
+                    );
                 }
                 let interval = param(&params, "interval").unwrap_or("5m");
                 let rows: Vec<Value> = (0..limit)
                     .map(|i| {
                         let p = price(symbol, i);
-                        json!([1_700_000_000_000u64 + i * 300_000, p, p * 1.002, p * 0.998, price(symbol, i + 1), 10.0 + i as f64])
+                        json!([
+                            1_700_000_000_000u64 + i * 300_000,
+                            p,
+                            p * 1.002,
+                            p * 0.998,
+                            price(symbol, i + 1),
+                            10.0 + i as f64
+                        ])
                     })
                     .collect();
-                (200, json!({"symbol": symbol, "interval": interval, "klines": rows}))
+                (
+                    200,
+                    json!({"symbol": symbol, "interval": interval, "klines": rows}),
+                )
             }
             ("POST", ["api", "indicators"]) => {
                 let req: Value = match serde_json::from_slice(body) {
                     Ok(v) => v,
-                    Err(e) => return (422, json!({"detail": [{"loc": ["body"], "msg": e.to_string()}]})),
+                    Err(e) => {
+                        return (
+                            422,
+                            json!({"detail": [{"loc": ["body"], "msg": e.to_string()}]}),
+                        )
+                    }
                 };
                 let Some(symbol) = req.get("symbol").and_then(Value::as_str) else {
-                    return (422, json!({"detail": [{"loc": ["body", "symbol"], "msg": "field required"}]}));
+                    return (
+                        422,
+                        json!({"detail": [{"loc": ["body", "symbol"], "msg": "field required"}]}),
+                    );
                 };
-                let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(100).clamp(1, 1000);
+                let limit = req
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(100)
+                    .clamp(1, 1000);
                 let period = req
                     .get("calc")
                     .and_then(|c| c.get(0))
@@ -134,25 +185,41 @@ impl SampleOrigin {
                     .and_then(|p| p.get("period"))
                     .and_then(Value::as_u64)
                     .unwrap_or(20) as usize;
-                (200, json!({"symbol": symbol, "ema": ema(&closes(symbol, limit), period.max(1))}))
+                (
+                    200,
+                    json!({"symbol": symbol, "ema": ema(&closes(symbol, limit), period.max(1))}),
+                )
             }
             ("GET", ["api", "v1", "entries"]) => {
                 let limit = match limit_of(&params, 10, 100) {
                     Ok(l) => l,
                     Err(e) => return e,
                 };
-                let start: u64 = param(&params, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let start: u64 = param(&params, "cursor")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
                 let items: Vec<Value> = (start..start + limit)
                     .map(|i| json!({"id": i, "symbol": SYMBOLS[(i % 4) as usize], "price": price(SYMBOLS[(i % 4) as usize], i)}))
                     .collect();
-                (200, json!({"data": items, "nextCursor": (start + limit).to_string()}))
+                (
+                    200,
+                    json!({"data": items, "nextCursor": (start + limit).to_string()}),
+                )
             }
             ("GET", ["api", "1", "market", "data"]) => {
                 let asset = param(&params, "asset").unwrap_or("bitcoin");
-                (200, json!({"data": {"name": asset, "price": price("BTCUSDT", 1)}}))
+                (
+                    200,
+                    json!({"data": {"name": asset, "price": price("BTCUSDT", 1)}}),
+                )
             }
-            ("GET", ["openapi.json"]) => (200, json!({"openapi": "3.1.0", "info": {"title": "sample market-data API", "version": "1.0"}, "paths": {"/api/markets": {}, "/api/klines": {}, "/api/indicators": {}}})),
-            ("GET", ["docs"]) | ("GET", ["redoc"]) | ("GET", ["agents.md"]) => (200, json!({"doc": path})),
+            ("GET", ["openapi.json"]) => (
+                200,
+                json!({"openapi": "3.1.0", "info": {"title": "sample market-data API", "version": "1.0"}, "paths": {"/api/markets": {}, "/api/klines": {}, "/api/indicators": {}}}),
+            ),
+            ("GET", ["docs"]) | ("GET", ["redoc"]) | ("GET", ["agents.md"]) => {
+                (200, json!({"doc": path}))
+            }
             _ => (404, json!({"detail": "Not Found"})),
         }
     }
@@ -194,12 +261,30 @@ mod tests {
     #[test]
     fn klines_honour_limit() {
         let o = SampleOrigin { name: "t".into() };
-        let (s, v) = o.route(&Method::GET, "/api/klines", "limit=5&symbol=ETHUSDT", &http::HeaderMap::new(), b"");
+        let (s, v) = o.route(
+            &Method::GET,
+            "/api/klines",
+            "limit=5&symbol=ETHUSDT",
+            &http::HeaderMap::new(),
+            b"",
+        );
         assert_eq!(s, 200);
         assert_eq!(v["klines"].as_array().map(Vec::len), Some(5));
-        let (s, _) = o.route(&Method::GET, "/api/klines", "limit=0", &http::HeaderMap::new(), b"");
+        let (s, _) = o.route(
+            &Method::GET,
+            "/api/klines",
+            "limit=0",
+            &http::HeaderMap::new(),
+            b"",
+        );
         assert_eq!(s, 422);
-        let (s, v) = o.route(&Method::POST, "/api/indicators", "", &http::HeaderMap::new(), br#"{"symbol":"BTCUSDT","limit":10}"#);
+        let (s, v) = o.route(
+            &Method::POST,
+            "/api/indicators",
+            "",
+            &http::HeaderMap::new(),
+            br#"{"symbol":"BTCUSDT","limit":10}"#,
+        );
         assert_eq!(s, 200);
         assert_eq!(v["ema"].as_array().map(Vec::len), Some(10));
     }

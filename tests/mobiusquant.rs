@@ -27,7 +27,10 @@ const UNAUTHORIZED: &str = "invalid, expired or revoked token";
 fn assert_401(r: &Resp) {
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.json(), json!({"detail": UNAUTHORIZED}));
-    assert!(!r.from_origin(), "a refused request must not reach the origin");
+    assert!(
+        !r.reached_origin(),
+        "a refused request must not reach the origin"
+    );
 }
 
 #[test]
@@ -38,16 +41,22 @@ fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after() {
         let r = gate.get("/api/markets", &ip);
         assert_eq!(r.status, 200, "call {i}: {}", r.body);
         assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
-        assert_eq!(r.header("x-ratelimit-remaining"), Some(&*(9 - i).to_string()));
+        assert_eq!(
+            r.header("x-ratelimit-remaining"),
+            Some(&*(9 - i).to_string())
+        );
     }
     let r = gate.get("/api/markets", &ip);
     assert_eq!(r.status, 429);
-    assert!(!r.from_origin());
+    assert!(!r.reached_origin());
     // One token every 6 s; the 11th call comes well within the first second.
     assert_eq!(r.header("retry-after"), Some("6"));
     assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
     assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
-    assert_eq!(r.header("ratelimit-policy"), Some("\"anonymous\";q=10;w=60"));
+    assert_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"anonymous\";q=10;w=60")
+    );
     assert_eq!(r.header("ratelimit"), Some("\"anonymous\";r=0;t=6"));
     assert_eq!(
         r.json(),
@@ -58,7 +67,10 @@ fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after() {
     assert_eq!(other.status, 200);
     // The origin is told who the anonymous caller is.
     let echo = gate.get("/api/echo", &[("cf-connecting-ip", "203.0.113.9")]);
-    assert_eq!(echo.json()["headers"]["x-tollgate-client-ip"], "203.0.113.9");
+    assert_eq!(
+        echo.json()["headers"]["x-tollgate-client-ip"],
+        "203.0.113.9"
+    );
 }
 
 #[test]
@@ -80,14 +92,25 @@ fn ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
     let (_o, gate) = setup_trusted();
     for i in 0..10 {
         let ip = format!("2001:db8:1:2::{:x}", i + 1);
-        assert_eq!(gate.get("/api/markets", &[("cf-connecting-ip", &ip)]).status, 200);
+        assert_eq!(
+            gate.get("/api/markets", &[("cf-connecting-ip", &ip)])
+                .status,
+            200
+        );
     }
-    let same64 = gate.get("/api/markets", &[("cf-connecting-ip", "2001:db8:1:2:ffff::1")]);
+    let same64 = gate.get(
+        "/api/markets",
+        &[("cf-connecting-ip", "2001:db8:1:2:ffff::1")],
+    );
     assert_eq!(same64.status, 429);
     let other64 = gate.get("/api/markets", &[("cf-connecting-ip", "2001:db8:1:3::1")]);
     assert_eq!(other64.status, 200);
     for _ in 0..10 {
-        assert_eq!(gate.get("/api/markets", &[("cf-connecting-ip", "192.0.2.1")]).status, 200);
+        assert_eq!(
+            gate.get("/api/markets", &[("cf-connecting-ip", "192.0.2.1")])
+                .status,
+            200
+        );
     }
     let mapped = gate.get("/api/markets", &[("cf-connecting-ip", "::ffff:192.0.2.1")]);
     assert_eq!(mapped.status, 429, "::ffff:192.0.2.1 is 192.0.2.1");
@@ -97,10 +120,19 @@ fn ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
 fn exempt_paths_need_no_token_and_cost_nothing() {
     let (_o, gate) = setup();
     for _ in 0..3 {
-        for path in ["/api/health", "/agents.md", "/docs", "/redoc", "/openapi.json"] {
+        for path in [
+            "/api/health",
+            "/agents.md",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+        ] {
             let r = gate.get(path, &[]);
             assert_eq!(r.status, 200, "{path}: {}", r.body);
-            assert!(r.header("x-ratelimit-limit").is_none(), "{path} is not metered");
+            assert!(
+                r.header("x-ratelimit-limit").is_none(),
+                "{path} is not metered"
+            );
             // A token, even a bad one, is not read on exempt paths.
             let r = gate.get_with(path, "garbage");
             assert_eq!(r.status, 200, "{path} with a bad token");
@@ -108,7 +140,11 @@ fn exempt_paths_need_no_token_and_cost_nothing() {
     }
     let r = gate.get("/api/markets", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("x-ratelimit-remaining"), Some("9"), "30 exempt calls took nothing");
+    assert_eq!(
+        r.header("x-ratelimit-remaining"),
+        Some("9"),
+        "30 exempt calls took nothing"
+    );
 }
 
 #[test]
@@ -130,7 +166,11 @@ fn token_gets_60_per_minute_with_full_minute_burst() {
         json!({"detail": "rate limit exceeded (60/min); consider batching requests."})
     );
     // The anonymous bucket of the same IP is untouched.
-    assert_eq!(gate.get("/api/markets", &[]).header("x-ratelimit-remaining"), Some("9"));
+    assert_eq!(
+        gate.get("/api/markets", &[])
+            .header("x-ratelimit-remaining"),
+        Some("9")
+    );
     // The origin sees the identity, not the credential.
     std::thread::sleep(Duration::from_millis(1100));
     let echo = gate.get_with("/api/echo", &token).json();
@@ -169,7 +209,11 @@ fn invalid_expired_and_revoked_tokens_get_401_on_an_anonymous_route() {
     assert_eq!(r.json()["isActive"], false);
     assert_401(&gate.get_with("/api/markets", &token));
     // None of these fell back to the anonymous bucket.
-    assert_eq!(gate.get("/api/markets", &[]).header("x-ratelimit-remaining"), Some("9"));
+    assert_eq!(
+        gate.get("/api/markets", &[])
+            .header("x-ratelimit-remaining"),
+        Some("9")
+    );
 }
 
 #[test]
@@ -189,7 +233,14 @@ fn malformed_credentials_get_401_and_never_reach_the_origin() {
         assert_401(&gate.get("/api/markets", &[("authorization", &value)]));
     }
     // Scheme is case-insensitive.
-    assert_eq!(gate.get("/api/markets", &[("authorization", &format!("bEaReR {token}"))]).status, 200);
+    assert_eq!(
+        gate.get(
+            "/api/markets",
+            &[("authorization", &format!("bEaReR {token}"))]
+        )
+        .status,
+        200
+    );
     // Duplicated header, even with the same valid value.
     let dup = format!(
         "GET /api/markets HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\nAuthorization: {bearer}\r\n\r\n"
@@ -198,7 +249,9 @@ fn malformed_credentials_get_401_and_never_reach_the_origin() {
     assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
     assert!(raw.contains(UNAUTHORIZED));
     // Non-UTF-8 bytes.
-    let mut bad = b"GET /api/markets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mq_\xff\xfe\xfd\r\n\r\n".to_vec();
+    let mut bad =
+        b"GET /api/markets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mq_\xff\xfe\xfd\r\n\r\n"
+            .to_vec();
     let raw = gate.raw(&bad);
     assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
     bad.clear();
@@ -207,7 +260,7 @@ fn malformed_credentials_get_401_and_never_reach_the_origin() {
     let r = gate.get("/api/markets", &[("x-padding", &big)]);
     assert_eq!(r.status, 431);
     assert_eq!(r.json(), json!({"detail": "request headers too large"}));
-    assert!(!r.from_origin());
+    assert!(!r.reached_origin());
 }
 
 #[test]
@@ -237,7 +290,10 @@ fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one() {
         let raw = gate.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
         assert!(raw.starts_with("HTTP/1.1 400"), "{path}: {raw}");
         assert!(raw.contains("\"detail\""), "{path}: {raw}");
-        assert!(!raw.to_ascii_lowercase().contains("x-origin-server"), "{path}");
+        assert!(
+            !raw.to_ascii_lowercase().contains("x-origin-server"),
+            "{path}"
+        );
     }
     let raw = gate.raw(b"GET /api/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
@@ -245,7 +301,7 @@ fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one() {
     let r = gate.get("/nope", &[]);
     assert_eq!(r.status, 404);
     assert_eq!(r.json(), json!({"detail": "no route for /nope"}));
-    assert!(!r.from_origin());
+    assert!(!r.reached_origin());
 }
 
 #[test]
@@ -256,9 +312,16 @@ fn eleventh_active_token_gets_the_documented_400() {
     for i in 0..10 {
         ids.push(gate.create_key("acme", &format!("k{i}")).0);
     }
-    let r = gate.admin("POST", "/v1/keys", Some(json!({"account": "acme", "name": "k10"})));
+    let r = gate.admin(
+        "POST",
+        "/v1/keys",
+        Some(json!({"account": "acme", "name": "k10"})),
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(r.json(), json!({"detail": "未吊销 token 已达上限 10,请先吊销旧的"}));
+    assert_eq!(
+        r.json(),
+        json!({"detail": "未吊销 token 已达上限 10,请先吊销旧的"})
+    );
     let r = gate.admin("DELETE", &format!("/v1/keys/{}", ids[0]), None);
     assert_eq!(r.status, 200);
     gate.create_key("acme", "k10");
@@ -288,18 +351,27 @@ fn trial_tokens_last_seven_days_and_need_human_verification() {
     let path = "/api/auth/trial-token";
     let r = gate.send("POST", path, &[], Some(r#"{"name": "eval"}"#));
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["detail"].as_str().expect("detail").contains("captchaToken"));
+    assert!(r.json()["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("captchaToken"));
     let r = gate.send("POST", path, &[], Some(r#"{"captchaToken": "bot"}"#));
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json(), json!({"detail": "human verification failed"}));
-    let r = gate.send("POST", path, &[], Some(r#"{"name": "eval", "captchaToken": "human-ok"}"#));
+    let r = gate.send(
+        "POST",
+        path,
+        &[],
+        Some(r#"{"name": "eval", "captchaToken": "human-ok"}"#),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let v = r.json();
     let token = v["token"].as_str().expect("token").to_string();
     assert!(token.starts_with("mq_") && token.len() == 46);
     assert_eq!(v["name"], "eval");
     assert_eq!(v["kind"], "trial");
-    let expires = chrono::DateTime::parse_from_rfc3339(v["expiresAt"].as_str().expect("exp")).expect("rfc3339");
+    let expires = chrono::DateTime::parse_from_rfc3339(v["expiresAt"].as_str().expect("exp"))
+        .expect("rfc3339");
     let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((167..=168).contains(&days), "expires in {days} h");
     // The siteverify call carried the secret, the response and the client IP.
@@ -312,7 +384,12 @@ fn trial_tokens_last_seven_days_and_need_human_verification() {
     // Bad bodies.
     let r = gate.send("POST", path, &[], Some("{not json"));
     assert_eq!(r.status, 400);
-    let r = gate.send("POST", path, &[], Some(r#"{"captchaToken": "human-ok", "admin": true}"#));
+    let r = gate.send(
+        "POST",
+        path,
+        &[],
+        Some(r#"{"captchaToken": "human-ok", "admin": true}"#),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("admin"));
     let r = gate.get(path, &[]);
@@ -341,7 +418,9 @@ fn usage_per_key_is_readable_through_the_admin_api_and_cli() {
     gate.get_with("/api/klines?limit=3", &token);
     gate.get_with("/api/markets/nowhere/symbols", &token);
     let usage = eventually(Duration::from_secs(3), || {
-        let u = gate.admin("GET", &format!("/v1/keys/{id}/usage"), None).json();
+        let u = gate
+            .admin("GET", &format!("/v1/keys/{id}/usage"), None)
+            .json();
         (u["recentCalls"].as_array().map(Vec::len) == Some(3)).then_some(u)
     });
     assert!(usage["lastUsedAt"].is_string());
@@ -354,7 +433,10 @@ fn usage_per_key_is_readable_through_the_admin_api_and_cli() {
     let daily = usage["daily"].as_array().expect("daily");
     assert_eq!(daily.len(), 7);
     assert_eq!(daily[6]["count"], 3);
-    assert_eq!(daily[6]["date"], chrono::Utc::now().format("%Y-%m-%d").to_string());
+    assert_eq!(
+        daily[6]["date"],
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    );
     // The CLI prints the same JSON.
     let out = std::process::Command::new(bin())
         .args(["keys", "usage", &id])
@@ -383,13 +465,23 @@ fn operator_cli_manages_accounts_and_keys() {
             .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
             .output()
             .expect("cli");
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out.status.code(), json)
     };
     let (code, acc) = cli(&["accounts", "create", "acme", "--plan", "token"]);
     assert_eq!(code, Some(0));
     assert_eq!(acc["plan"], "token");
-    let (code, key) = cli(&["keys", "create", "--account", "acme", "--name", "ci", "--expires-at", "2099-01-01T00:00:00Z"]);
+    let (code, key) = cli(&[
+        "keys",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "ci",
+        "--expires-at",
+        "2099-01-01T00:00:00Z",
+    ]);
     assert_eq!(code, Some(0));
     let token = key["token"].as_str().expect("token");
     assert_eq!(key["keyPrefix"].as_str(), Some(&token[..12]));
@@ -415,27 +507,66 @@ fn admin_api_refuses_bad_tokens_and_bad_json() {
     let (_o, gate) = setup();
     let r = gate.admin_as(None, "GET", "/v1/accounts/x", None);
     assert_eq!(r.status, 401);
-    assert_eq!(r.json(), json!({"detail": "invalid, expired or revoked token"}));
-    let r = gate.admin_as(Some("wrong-token-wrong-token"), "GET", "/v1/accounts/x", None);
+    assert_eq!(
+        r.json(),
+        json!({"detail": "invalid, expired or revoked token"})
+    );
+    let r = gate.admin_as(
+        Some("wrong-token-wrong-token"),
+        "GET",
+        "/v1/accounts/x",
+        None,
+    );
     assert_eq!(r.status, 401);
     let r = gate.admin("POST", "/v1/accounts", Some(json!({"id": "a"})));
     assert_eq!(r.status, 400);
-    assert!(r.json()["detail"].as_str().expect("detail").contains("plan"), "{}", r.body);
-    let r = gate.admin("POST", "/v1/accounts", Some(json!({"id": "a", "plan": "gold"})));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("plan"),
+        "{}",
+        r.body
+    );
+    let r = gate.admin(
+        "POST",
+        "/v1/accounts",
+        Some(json!({"id": "a", "plan": "gold"})),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("gold"));
-    let r = gate.admin("POST", "/v1/accounts", Some(json!({"id": "a", "plan": "token", "x": 1})));
+    let r = gate.admin(
+        "POST",
+        "/v1/accounts",
+        Some(json!({"id": "a", "plan": "token", "x": 1})),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("unknown field"));
     gate.create_account("a", "token");
-    let r = gate.admin("POST", "/v1/accounts", Some(json!({"id": "a", "plan": "token"})));
+    let r = gate.admin(
+        "POST",
+        "/v1/accounts",
+        Some(json!({"id": "a", "plan": "token"})),
+    );
     assert_eq!(r.status, 409);
-    let r = gate.admin("POST", "/v1/keys", Some(json!({"account": "a", "name": ""})));
+    let r = gate.admin(
+        "POST",
+        "/v1/keys",
+        Some(json!({"account": "a", "name": ""})),
+    );
     assert_eq!(r.status, 400);
-    let r = gate.admin("POST", "/v1/keys", Some(json!({"account": "a", "name": "x", "expiresAt": "tomorrow"})));
+    let r = gate.admin(
+        "POST",
+        "/v1/keys",
+        Some(json!({"account": "a", "name": "x", "expiresAt": "tomorrow"})),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("expiresAt"), "{}", r.body);
-    let r = gate.admin("POST", "/v1/keys", Some(json!({"account": "a", "name": "x", "expiresAt": "2001-01-01T00:00:00Z"})));
+    let r = gate.admin(
+        "POST",
+        "/v1/keys",
+        Some(json!({"account": "a", "name": "x", "expiresAt": "2001-01-01T00:00:00Z"})),
+    );
     assert_eq!(r.status, 400);
     let r = gate.admin("DELETE", "/v1/keys/not-a-uuid", None);
     assert_eq!(r.status, 400);
@@ -449,10 +580,16 @@ fn unreachable_origin_gets_a_json_502_that_says_to_retry() {
     let gate = start_gate(GateOpts::new(PROFILE, &dead));
     let r = gate.get("/api/markets", &[]);
     assert_eq!(r.status, 502, "{}", r.body);
-    assert_eq!(r.json(), json!({"detail": "upstream unavailable; retry in 30 seconds"}));
+    assert_eq!(
+        r.json(),
+        json!({"detail": "upstream unavailable; retry in 30 seconds"})
+    );
     assert_eq!(r.header("retry-after"), Some("30"));
     let m = gate.metrics();
-    assert!(m.contains("tollgate_upstream_errors_total{origin=\"api\"}"), "{m}");
+    assert!(
+        m.contains("tollgate_upstream_errors_total{origin=\"api\"}"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -478,7 +615,9 @@ fn client_sent_identity_headers_are_replaced() {
     assert!(h.get("x-tollgate-anything").is_none());
     assert!(h.get("authorization").is_none());
     // Anonymous callers cannot claim an identity either.
-    let echo = gate.get("/api/echo", &[("x-tollgate-account", "someone-else")]).json();
+    let echo = gate
+        .get("/api/echo", &[("x-tollgate-account", "someone-else")])
+        .json();
     assert!(echo["headers"].get("x-tollgate-account").is_none());
 }
 
@@ -488,8 +627,16 @@ fn metrics_count_requests_and_rejections() {
     gate.get("/api/health", &[]);
     gate.get_with("/api/markets", "bad");
     let m = gate.metrics();
-    assert!(m.contains("tollgate_requests_total{decision=\"public\",route=\"exempt\",status=\"200\"} 1"), "{m}");
-    assert!(m.contains("tollgate_rejections_total{reason=\"unauthorized\"} 1"), "{m}");
+    assert!(
+        m.contains(
+            "tollgate_requests_total{decision=\"public\",route=\"exempt\",status=\"200\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("tollgate_rejections_total{reason=\"unauthorized\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("tollgate_request_duration_seconds_bucket"));
     assert!(m.contains("tollgate_upstream_duration_seconds_bucket"));
 }

@@ -28,7 +28,10 @@ impl Default for ClientIpPolicy {
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -47,7 +50,11 @@ impl ClientIpPolicy {
             if self.is_trusted(peer) {
                 let mut values = headers.get_all(name).iter();
                 if let (Some(v), None) = (values.next(), values.next()) {
-                    if let Some(ip) = v.to_str().ok().and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+                    if let Some(ip) = v
+                        .to_str()
+                        .ok()
+                        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                    {
                         return canonical(ip);
                     }
                 }
@@ -98,9 +105,15 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
         let p = policy(&["10.0.0.0/8"]);
         assert_eq!(p.client_ip(ip("10.1.2.3"), &h("1.2.3.4")), ip("1.2.3.4"));
-        assert_eq!(p.client_ip(ip("192.168.1.1"), &h("1.2.3.4")), ip("192.168.1.1"));
+        assert_eq!(
+            p.client_ip(ip("192.168.1.1"), &h("1.2.3.4")),
+            ip("192.168.1.1")
+        );
         assert_eq!(p.client_ip(ip("10.1.2.3"), &h("garbage")), ip("10.1.2.3"));
-        assert_eq!(p.client_ip(ip("::ffff:10.1.2.3"), &h("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(
+            p.client_ip(ip("::ffff:10.1.2.3"), &h("::ffff:1.2.3.4")),
+            ip("1.2.3.4")
+        );
     }
 
     #[test]
@@ -110,6 +123,9 @@ mod tests {
         let b = p.bucket_key("2001:db8:1:2:bbbb::9".parse().expect("ip"));
         assert_eq!(a, b);
         assert_eq!(a, "2001:db8:1:2::/64");
-        assert_eq!(p.bucket_key("::ffff:1.2.3.4".parse().expect("ip")), "1.2.3.4");
+        assert_eq!(
+            p.bucket_key("::ffff:1.2.3.4".parse().expect("ip")),
+            "1.2.3.4"
+        );
     }
 }

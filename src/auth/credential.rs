@@ -168,13 +168,31 @@ mod tests {
     fn refuses_bad_forms() {
         let p = CredentialPolicy::default();
         let cases: Vec<(HeaderMap, CredentialError)> = vec![
-            (headers(&[("authorization", b"Basic abc")]), CredentialError::Malformed),
-            (headers(&[("authorization", b"Bearer")]), CredentialError::Malformed),
-            (headers(&[("authorization", b"Bearer a b")]), CredentialError::Malformed),
-            (headers(&[("authorization", b"mq_abc")]), CredentialError::Malformed),
-            (headers(&[("authorization", b"Bearer \xff\xfe")]), CredentialError::Malformed),
             (
-                headers(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")]),
+                headers(&[("authorization", b"Basic abc")]),
+                CredentialError::Malformed,
+            ),
+            (
+                headers(&[("authorization", b"Bearer")]),
+                CredentialError::Malformed,
+            ),
+            (
+                headers(&[("authorization", b"Bearer a b")]),
+                CredentialError::Malformed,
+            ),
+            (
+                headers(&[("authorization", b"mq_abc")]),
+                CredentialError::Malformed,
+            ),
+            (
+                headers(&[("authorization", b"Bearer \xff\xfe")]),
+                CredentialError::Malformed,
+            ),
+            (
+                headers(&[
+                    ("authorization", b"Bearer a"),
+                    ("authorization", b"Bearer b"),
+                ]),
                 CredentialError::Duplicate,
             ),
         ];
@@ -204,12 +222,18 @@ mod tests {
             Ok(Some(CredentialSource::ApiKeyHeader))
         );
         assert_eq!(
-            extract(&headers(&[("x-api-key", b"a"), ("authorization", b"b")]), &p),
+            extract(
+                &headers(&[("x-api-key", b"a"), ("authorization", b"b")]),
+                &p
+            ),
             Err(CredentialError::Conflicting)
         );
         // Not allowed: x-api-key is ignored, not trusted.
         assert_eq!(
-            extract(&headers(&[("x-api-key", b"a")]), &CredentialPolicy::default()),
+            extract(
+                &headers(&[("x-api-key", b"a")]),
+                &CredentialPolicy::default()
+            ),
             Ok(None)
         );
     }

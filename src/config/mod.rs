@@ -63,7 +63,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), &|name| std::env::var(name).ok())
+    parse(&text, &path.display().to_string(), &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Parses and validates config text with a given environment.

@@ -57,7 +57,10 @@ fn split_list(items: &[String]) -> Vec<String> {
 
 fn socket_addr(issues: &mut Issues, key: &str, text: &str) {
     if text.parse::<SocketAddr>().is_err() {
-        issues.add(key, format!("{text:?} is not an address like 127.0.0.1:8080"));
+        issues.add(
+            key,
+            format!("{text:?} is not an address like 127.0.0.1:8080"),
+        );
     }
 }
 
@@ -155,7 +158,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         max_length: file.credentials.max_length,
     };
     if !(credentials.bearer || credentials.raw_authorization || credentials.x_api_key) {
-        is.add("credentials", "enable at least one of bearer, raw_authorization, x_api_key");
+        is.add(
+            "credentials",
+            "enable at least one of bearer, raw_authorization, x_api_key",
+        );
     }
     if !(16..=8192).contains(&credentials.max_length) {
         is.add("credentials.max_length", "must be between 16 and 8192");
@@ -165,7 +171,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
 
     let mut plans = BTreeMap::new();
     for (name, p) in &file.plans {
-        plans.insert(name.clone(), Arc::new(compile_plan(&mut is, &format!("plans.{name}"), name, p)));
+        plans.insert(
+            name.clone(),
+            Arc::new(compile_plan(&mut is, &format!("plans.{name}"), name, p)),
+        );
     }
     let find_plan = |is: &mut Issues, key: &str, name: &str| -> Option<Arc<Plan>> {
         let found = plans.get(name).cloned();
@@ -200,7 +209,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         if r.name.trim().is_empty() {
             is.add(format!("{key}.name"), "must not be empty");
         } else if !names.insert(r.name.clone()) {
-            is.add(format!("{key}.name"), format!("route name {:?} is used twice", r.name));
+            is.add(
+                format!("{key}.name"),
+                format!("route name {:?} is used twice", r.name),
+            );
         }
         if r.paths.is_empty() {
             is.add(format!("{key}.paths"), "needs at least one path pattern");
@@ -216,7 +228,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         for (j, m) in r.methods.iter().enumerate() {
             match Method::from_bytes(m.as_bytes()) {
                 Ok(method) if m.chars().all(|c| c.is_ascii_uppercase()) => methods.push(method),
-                _ => is.add(format!("{key}.methods[{j}]"), format!("{m:?} is not an upper-case HTTP method")),
+                _ => is.add(
+                    format!("{key}.methods[{j}]"),
+                    format!("{m:?} is not an upper-case HTTP method"),
+                ),
             }
         }
         let access = match r.access.as_str() {
@@ -224,15 +239,24 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             "anonymous" => Access::Anonymous,
             "key" => Access::Key,
             other => {
-                is.add(format!("{key}.access"), format!("{other:?} is not one of public, anonymous, key"));
+                is.add(
+                    format!("{key}.access"),
+                    format!("{other:?} is not one of public, anonymous, key"),
+                );
                 Access::Key
             }
         };
         if access == Access::Anonymous && anonymous_plan.is_none() && file.anonymous.is_none() {
-            is.add(format!("{key}.access"), "an anonymous route needs an [anonymous] section with a plan");
+            is.add(
+                format!("{key}.access"),
+                "an anonymous route needs an [anonymous] section with a plan",
+            );
         }
         if !origins.contains_key(&r.origin) {
-            is.add(format!("{key}.origin"), format!("origin {:?} is not defined", r.origin));
+            is.add(
+                format!("{key}.origin"),
+                format!("origin {:?} is not defined", r.origin),
+            );
         }
         routes.push(Route {
             name: r.name.clone(),
@@ -257,8 +281,13 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         }
         let window = is.duration("trial.issue_window", &t.issue_window);
         let verification = t.verification.as_ref().map(|v| {
-            if !(v.siteverify_url.starts_with("http://") || v.siteverify_url.starts_with("https://")) {
-                is.add("trial.verification.siteverify_url", "must be an http:// or https:// URL");
+            if !(v.siteverify_url.starts_with("http://")
+                || v.siteverify_url.starts_with("https://"))
+            {
+                is.add(
+                    "trial.verification.siteverify_url",
+                    "must be an http:// or https:// URL",
+                );
             }
             if v.field.trim().is_empty() {
                 is.add("trial.verification.field", "must not be empty");
@@ -330,7 +359,10 @@ fn compile_client_ip(is: &mut Issues, c: &ClientIpSection) -> ClientIpPolicy {
         }
     }
     if !trusted.is_empty() && header.is_none() {
-        is.add("client_ip.header", "trusted_proxies is set but no header is named");
+        is.add(
+            "client_ip.header",
+            "trusted_proxies is set but no header is named",
+        );
     }
     if !(1..=128).contains(&c.ipv6_prefix) {
         is.add("client_ip.ipv6_prefix", "must be between 1 and 128");
@@ -343,14 +375,25 @@ fn compile_client_ip(is: &mut Issues, c: &ClientIpSection) -> ClientIpPolicy {
 }
 
 fn compile_keys(is: &mut Issues, k: &KeysSection) -> KeyFormat {
-    if k.prefix.is_empty() || !k.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if k.prefix.is_empty()
+        || !k
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         is.add("keys.prefix", "must be non-empty letters, digits or '_'");
     }
     if !(16..=128).contains(&k.random_length) {
-        is.add("keys.random_length", "must be between 16 and 128 (at least 16 for enough entropy)");
+        is.add(
+            "keys.random_length",
+            "must be between 16 and 128 (at least 16 for enough entropy)",
+        );
     }
     let alphabet = Alphabet::parse(&k.alphabet).unwrap_or_else(|| {
-        is.add("keys.alphabet", format!("{:?} is not base62 or base64url", k.alphabet));
+        is.add(
+            "keys.alphabet",
+            format!("{:?} is not base62 or base64url", k.alphabet),
+        );
         Alphabet::Base62
     });
     if k.display_prefix == 0 || k.display_prefix > k.prefix.len() + k.random_length / 2 {
@@ -378,7 +421,10 @@ fn compile_errors(is: &mut Issues, e: &ErrorsSection) -> ErrorTemplate {
             }
         },
         Some(_) => {
-            is.add("errors.template", "must be a table, e.g. { detail = \"{message}\" }");
+            is.add(
+                "errors.template",
+                "must be a table, e.g. { detail = \"{message}\" }",
+            );
             None
         }
     };
@@ -418,7 +464,10 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
         is.add(format!("{key}.burst"), "must be at least 1");
     }
     if p.max_active_keys == Some(0) {
-        is.add(format!("{key}.max_active_keys"), "must be at least 1 (omit it for no cap)");
+        is.add(
+            format!("{key}.max_active_keys"),
+            "must be at least 1 (omit it for no cap)",
+        );
     }
     Plan {
         name: name.to_string(),
@@ -444,7 +493,10 @@ fn compile_origin(is: &mut Issues, name: &str, o: &OriginSection) -> OriginSetti
             "tcp" => HealthCheck::Tcp { interval },
             "http" => {
                 if !h.path.starts_with('/') {
-                    is.add(format!("{key}.health_check.path"), "an http health check needs a path starting with '/'");
+                    is.add(
+                        format!("{key}.health_check.path"),
+                        "an http health check needs a path starting with '/'",
+                    );
                 }
                 HealthCheck::Http {
                     path: h.path.clone(),
@@ -452,7 +504,10 @@ fn compile_origin(is: &mut Issues, name: &str, o: &OriginSection) -> OriginSetti
                 }
             }
             other => {
-                is.add(format!("{key}.health_check.kind"), format!("{other:?} is not http or tcp"));
+                is.add(
+                    format!("{key}.health_check.kind"),
+                    format!("{other:?} is not http or tcp"),
+                );
                 HealthCheck::Tcp { interval }
             }
         }
@@ -460,7 +515,10 @@ fn compile_origin(is: &mut Issues, name: &str, o: &OriginSection) -> OriginSetti
     let sni = if o.sni.is_empty() {
         servers
             .first()
-            .and_then(|s| s.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_string()))
+            .and_then(|s| {
+                s.rsplit_once(':')
+                    .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+            })
             .unwrap_or_default()
     } else {
         o.sni.clone()

@@ -80,7 +80,10 @@ impl RequestCtx {
 
     /// The route name for metrics.
     pub fn route_label(&self) -> &str {
-        self.route.as_ref().map(|r| r.name.as_str()).unwrap_or("none")
+        self.route
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or("none")
     }
 }
 

@@ -38,7 +38,10 @@ pub struct Gateway {
 impl Gateway {
     /// Renders an error with the profile's template, counts it, and writes it.
     async fn reject(&self, session: &mut Session, ctx: &mut RequestCtx, err: ApiError) {
-        metrics().rejections.with_label_values(&[err.kind.name()]).inc();
+        metrics()
+            .rejections
+            .with_label_values(&[err.kind.name()])
+            .inc();
         ctx.decision = Decision::Rejected(err.kind.name());
         let reply = self.config.errors.render(&err);
         ctx.own_status = Some(reply.status);
@@ -78,8 +81,16 @@ impl ProxyHttp for Proxy {
     }
 
     /// Picks a healthy server of the route's origin.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
-        let origin = ctx.route.as_ref().map(|r| r.origin.as_str()).unwrap_or_default();
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let origin = ctx
+            .route
+            .as_ref()
+            .map(|r| r.origin.as_str())
+            .unwrap_or_default();
         self.0.origins.peer(origin).ok_or_else(|| {
             Error::explain(
                 ErrorType::ConnectNoRoute,
@@ -122,7 +133,12 @@ impl ProxyHttp for Proxy {
 
     /// Answers an origin failure with the profile's JSON 502, and anything else
     /// with a JSON error of the right status.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy
     where
         Self::CTX: Send + Sync,
     {
@@ -144,7 +160,11 @@ impl ProxyHttp for Proxy {
             };
         };
         if kind == ErrorKind::BadGateway {
-            let origin = ctx.route.as_ref().map(|r| r.origin.as_str()).unwrap_or("none");
+            let origin = ctx
+                .route
+                .as_ref()
+                .map(|r| r.origin.as_str())
+                .unwrap_or("none");
             metrics().upstream_errors.with_label_values(&[origin]).inc();
             log::warn!("origin {origin} failed: {e}");
         } else {

@@ -49,8 +49,11 @@ pub fn peer_ip(session: &Session) -> IpAddr {
 fn store_failure(op: &'static str, e: StoreError) -> ApiError {
     metrics().store_errors.with_label_values(&[op]).inc();
     log::warn!("store {op} failed: {e}");
-    ApiError::detail(ErrorKind::Unavailable, "temporarily unavailable; retry shortly")
-        .header("Retry-After", "1")
+    ApiError::detail(
+        ErrorKind::Unavailable,
+        "temporarily unavailable; retry shortly",
+    )
+    .header("Retry-After", "1")
 }
 
 impl Gateway {
@@ -77,7 +80,10 @@ impl Gateway {
                     return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "POST"));
                 }
                 ctx.decision = Decision::Managed;
-                return self.issue_trial(session, client_ip).await.map(Flow::Respond);
+                return self
+                    .issue_trial(session, client_ip)
+                    .await
+                    .map(Flow::Respond);
             }
         }
 
@@ -90,7 +96,11 @@ impl Gateway {
                 ))
             }
             RouteMatch::MethodNotAllowed(allowed) => {
-                let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+                let allow = allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", allow));
             }
         };
@@ -99,7 +109,10 @@ impl Gateway {
             None => path.canonical.clone(),
         };
         if upstream_target.parse::<http::Uri>().is_err() {
-            return Err(ApiError::detail(ErrorKind::BadRequest, "the request target has characters that must be percent-encoded"));
+            return Err(ApiError::detail(
+                ErrorKind::BadRequest,
+                "the request target has characters that must be percent-encoded",
+            ));
         }
         ctx.path = Some(path);
         ctx.route = Some(route.clone());
@@ -145,11 +158,13 @@ impl Gateway {
         client_ip: IpAddr,
     ) -> Result<Principal, ApiError> {
         let cfg = &self.config;
-        let unauthorized = || ApiError::new(ErrorKind::Unauthorized).header("WWW-Authenticate", "Bearer");
-        let cred = credential::extract(&session.req_header().headers, &cfg.credentials).map_err(|e| {
-            log::debug!("credential refused: {e}");
-            unauthorized()
-        })?;
+        let unauthorized =
+            || ApiError::new(ErrorKind::Unauthorized).header("WWW-Authenticate", "Bearer");
+        let cred =
+            credential::extract(&session.req_header().headers, &cfg.credentials).map_err(|e| {
+                log::debug!("credential refused: {e}");
+                unauthorized()
+            })?;
         let Some(cred) = cred else {
             return match access {
                 Access::Anonymous => Ok(Principal::Anonymous { ip: client_ip }),

@@ -53,7 +53,9 @@ struct CreateKey {
 pub fn check_account_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -85,7 +87,8 @@ fn not_found(what: &str) -> ApiError {
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     log::warn!("admin store call failed: {e}");
-    ApiError::detail(ErrorKind::Unavailable, "store unavailable; retry shortly").header("Retry-After", "1")
+    ApiError::detail(ErrorKind::Unavailable, "store unavailable; retry shortly")
+        .header("Retry-After", "1")
 }
 
 impl AdminApi {
@@ -93,9 +96,16 @@ impl AdminApi {
         let mut raw = Vec::new();
         loop {
             match session.read_request_body().await {
-                Ok(Some(chunk)) => body::append(&mut raw, &chunk, self.0.config.server.max_body_bytes)?,
+                Ok(Some(chunk)) => {
+                    body::append(&mut raw, &chunk, self.0.config.server.max_body_bytes)?
+                }
                 Ok(None) => return Ok(raw),
-                Err(e) => return Err(ApiError::detail(ErrorKind::BadRequest, format!("cannot read body: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::detail(
+                        ErrorKind::BadRequest,
+                        format!("cannot read body: {e}"),
+                    ))
+                }
             }
         }
     }
@@ -108,11 +118,21 @@ impl AdminApi {
         if path == "/healthz" {
             return Ok(Reply::json(200, &json!({"status": "ok"})));
         }
-        let token = self.0.config.admin.as_ref().and_then(|a| a.token.as_deref());
-        if !token_ok(token, req.headers.get("authorization").map(|v| v.as_bytes())) {
-            return Err(ApiError::detail(ErrorKind::Unauthorized, "admin token required")
-                .var("detail", "admin token required")
-                .header("WWW-Authenticate", "Bearer"));
+        let token = self
+            .0
+            .config
+            .admin
+            .as_ref()
+            .and_then(|a| a.token.as_deref());
+        if !token_ok(
+            token,
+            req.headers.get("authorization").map(|v| v.as_bytes()),
+        ) {
+            return Err(
+                ApiError::detail(ErrorKind::Unauthorized, "admin token required")
+                    .var("detail", "admin token required")
+                    .header("WWW-Authenticate", "Bearer"),
+            );
         }
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let gw = &self.0;
@@ -127,7 +147,12 @@ impl AdminApi {
                         format!(
                             "field plan: {:?} is not a plan (plans: {})",
                             body.plan,
-                            gw.config.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+                            gw.config
+                                .plans
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -148,11 +173,20 @@ impl AdminApi {
                 Ok(Reply::json(201, &account.to_json()))
             }
             (&Method::GET, ["v1", "accounts", id]) => {
-                let account = gw.store.account(id).await.map_err(unavailable)?.ok_or_else(|| not_found("account"))?;
+                let account = gw
+                    .store
+                    .account(id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_found("account"))?;
                 let keys = gw.store.list_keys(id).await.map_err(unavailable)?;
                 let mut view = account.to_json();
                 view["activeKeys"] = json!(keys.iter().filter(|k| k.is_active(now)).count());
-                view["maxActiveKeys"] = json!(gw.config.plans.get(&account.plan).and_then(|p| p.max_active_keys));
+                view["maxActiveKeys"] = json!(gw
+                    .config
+                    .plans
+                    .get(&account.plan)
+                    .and_then(|p| p.max_active_keys));
                 Ok(Reply::json(200, &view))
             }
             (&Method::POST, ["v1", "keys"]) => {
@@ -162,7 +196,12 @@ impl AdminApi {
                     .account(&body.account)
                     .await
                     .map_err(unavailable)?
-                    .ok_or_else(|| ApiError::detail(ErrorKind::NotFound, format!("account {} not found", body.account)))?;
+                    .ok_or_else(|| {
+                        ApiError::detail(
+                            ErrorKind::NotFound,
+                            format!("account {} not found", body.account),
+                        )
+                    })?;
                 let issued = gw
                     .issue_key(NewKey {
                         account: Some(account),
@@ -178,7 +217,12 @@ impl AdminApi {
                 let account = query
                     .split('&')
                     .find_map(|p| p.strip_prefix("account="))
-                    .ok_or_else(|| ApiError::detail(ErrorKind::BadRequest, "query parameter account is required"))?;
+                    .ok_or_else(|| {
+                        ApiError::detail(
+                            ErrorKind::BadRequest,
+                            "query parameter account is required",
+                        )
+                    })?;
                 let keys = gw.store.list_keys(account).await.map_err(unavailable)?;
                 let mut out = Vec::with_capacity(keys.len());
                 for k in &keys {
@@ -189,29 +233,51 @@ impl AdminApi {
             }
             (&Method::GET, ["v1", "keys", id]) => {
                 let id = parse_id(id)?;
-                let key = gw.store.key(id).await.map_err(unavailable)?.ok_or_else(|| not_found("key"))?;
+                let key = gw
+                    .store
+                    .key(id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_found("key"))?;
                 let usage = gw.store.usage(id, 1, now).await.map_err(unavailable)?;
                 Ok(Reply::json(200, &key.to_json(now, usage.last_used_at)))
             }
             (&Method::DELETE, ["v1", "keys", id]) => {
                 let id = parse_id(id)?;
-                let key = gw.store.revoke_key(id, now).await.map_err(unavailable)?.ok_or_else(|| not_found("key"))?;
+                let key = gw
+                    .store
+                    .revoke_key(id, now)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_found("key"))?;
                 log::info!("revoked key {} ({})", key.key_prefix, key.id);
                 Ok(Reply::json(200, &key.to_json(now, None)))
             }
             (&Method::GET, ["v1", "keys", id, "usage"]) => {
                 let id = parse_id(id)?;
-                gw.store.key(id).await.map_err(unavailable)?.ok_or_else(|| not_found("key"))?;
-                let usage = gw.store.usage(id, DAILY_DAYS, now).await.map_err(unavailable)?;
+                gw.store
+                    .key(id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_found("key"))?;
+                let usage = gw
+                    .store
+                    .usage(id, DAILY_DAYS, now)
+                    .await
+                    .map_err(unavailable)?;
                 Ok(Reply::json(200, &usage.to_json(id)))
             }
-            _ => Err(ApiError::detail(ErrorKind::NotFound, format!("no admin endpoint {method} {path}"))),
+            _ => Err(ApiError::detail(
+                ErrorKind::NotFound,
+                format!("no admin endpoint {method} {path}"),
+            )),
         }
     }
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::detail(ErrorKind::BadRequest, "key id must be a UUID"))
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::detail(ErrorKind::BadRequest, "key id must be a UUID"))
 }
 
 #[async_trait]
@@ -229,7 +295,9 @@ impl ServeHttp for AdminApi {
         for (k, v) in &reply.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        builder.body(reply.body).unwrap_or_else(|_| Response::new(Vec::new()))
+        builder
+            .body(reply.body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
     }
 }
 

@@ -47,7 +47,11 @@ mod tests {
     }
 
     fn message(e: ApiError) -> String {
-        e.vars.iter().find(|(k, _)| *k == "detail").map(|(_, v)| v.clone()).unwrap_or_default()
+        e.vars
+            .iter()
+            .find(|(k, _)| *k == "detail")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 
     #[test]

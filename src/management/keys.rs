@@ -1,11 +1,11 @@
 //! Issuing keys: one function used by the admin API, the trial endpoint and
 //! self-service endpoints. The plaintext exists only in the returned value.
 
+use crate::auth::keys::KeyHash;
 use crate::gateway::Gateway;
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
 use crate::store::{rfc3339, Account, KeyKind, KeyRecord, StoreError};
-use crate::auth::keys::KeyHash;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -52,7 +52,10 @@ impl IssuedKey {
 pub fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ApiError::detail(ErrorKind::BadRequest, "name must not be empty"));
+        return Err(ApiError::detail(
+            ErrorKind::BadRequest,
+            "name must not be empty",
+        ));
     }
     if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::detail(
@@ -70,7 +73,10 @@ impl Gateway {
         let name = check_name(&new.name)?;
         if let Some(exp) = new.expires_at {
             if exp <= now {
-                return Err(ApiError::detail(ErrorKind::BadRequest, "expiresAt must be in the future"));
+                return Err(ApiError::detail(
+                    ErrorKind::BadRequest,
+                    "expiresAt must be in the future",
+                ));
             }
         }
         let max_active = new
@@ -101,8 +107,11 @@ impl Gateway {
                 }
                 other => {
                     log::warn!("key insert failed: {other}");
-                    ApiError::detail(ErrorKind::Unavailable, "temporarily unavailable; retry shortly")
-                        .header("Retry-After", "1")
+                    ApiError::detail(
+                        ErrorKind::Unavailable,
+                        "temporarily unavailable; retry shortly",
+                    )
+                    .header("Retry-After", "1")
                 }
             })?;
         metrics()

@@ -37,8 +37,11 @@ pub async fn verify_human(
     ];
     let unavailable = |e: String| {
         log::warn!("human verification unavailable: {e}");
-        ApiError::detail(ErrorKind::Unavailable, "human verification is unavailable; retry shortly")
-            .header("Retry-After", "5")
+        ApiError::detail(
+            ErrorKind::Unavailable,
+            "human verification is unavailable; retry shortly",
+        )
+        .header("Retry-After", "5")
     };
     let answer: SiteverifyAnswer = http
         .post(&v.siteverify_url)
@@ -54,7 +57,10 @@ pub async fn verify_human(
         Ok(())
     } else {
         log::info!("human verification failed: {:?}", answer.error_codes);
-        Err(ApiError::detail(ErrorKind::Forbidden, "human verification failed"))
+        Err(ApiError::detail(
+            ErrorKind::Forbidden,
+            "human verification failed",
+        ))
     }
 }
 
@@ -65,30 +71,47 @@ impl Gateway {
             return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
         };
         let headers = self
-            .admit(&trial.issuance, format!("trial:{}", self.config.client_ip.bucket_key(ip)))
+            .admit(
+                &trial.issuance,
+                format!("trial:{}", self.config.client_ip.bucket_key(ip)),
+            )
             .await?;
         let mut raw = Vec::new();
         loop {
             match session.read_request_body().await {
-                Ok(Some(chunk)) => body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?,
+                Ok(Some(chunk)) => {
+                    body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?
+                }
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(ApiError::detail(ErrorKind::BadRequest, format!("cannot read body: {e}")))
+                    return Err(ApiError::detail(
+                        ErrorKind::BadRequest,
+                        format!("cannot read body: {e}"),
+                    ))
                 }
             }
         }
         let fields: Map<String, Value> = body::parse(&raw)?;
         for key in fields.keys() {
-            let known = key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
+            let known =
+                key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
             if !known {
-                return Err(ApiError::detail(ErrorKind::BadRequest, format!("unknown field {key}")));
+                return Err(ApiError::detail(
+                    ErrorKind::BadRequest,
+                    format!("unknown field {key}"),
+                ));
             }
         }
         let name = match fields.get("name") {
             None | Some(Value::Null) => "trial".to_string(),
             Some(Value::String(s)) if s.trim().is_empty() => "trial".to_string(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(ApiError::detail(ErrorKind::BadRequest, "field name must be a string")),
+            Some(_) => {
+                return Err(ApiError::detail(
+                    ErrorKind::BadRequest,
+                    "field name must be a string",
+                ))
+            }
         };
         if let Some(v) = &trial.verification {
             let response = match fields.get(&v.field) {
@@ -96,7 +119,10 @@ impl Gateway {
                 _ => {
                     return Err(ApiError::detail(
                         ErrorKind::BadRequest,
-                        format!("field {} (the human-verification token) is required", v.field),
+                        format!(
+                            "field {} (the human-verification token) is required",
+                            v.field
+                        ),
                     ))
                 }
             };

@@ -19,11 +19,19 @@ pub fn rate_limit_headers(plan: &Plan, outcome: &AdmitOutcome) -> Vec<(String, S
     let reset = ceil_secs(outcome.reset_after);
     let mut out = vec![
         ("X-RateLimit-Limit".to_string(), plan.rate.to_string()),
-        ("X-RateLimit-Remaining".to_string(), outcome.remaining.to_string()),
+        (
+            "X-RateLimit-Remaining".to_string(),
+            outcome.remaining.to_string(),
+        ),
         ("X-RateLimit-Reset".to_string(), reset.to_string()),
         (
             "RateLimit-Policy".to_string(),
-            format!("\"{}\";q={};w={}", plan.name, plan.rate, plan.window.as_secs().max(1)),
+            format!(
+                "\"{}\";q={};w={}",
+                plan.name,
+                plan.rate,
+                plan.window.as_secs().max(1)
+            ),
         ),
     ];
     let t = if outcome.verdict == Verdict::Allowed {

@@ -7,7 +7,7 @@ use super::{
     UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
-use crate::metering::{gcra, AdmitOutcome, Admission, Verdict};
+use crate::metering::{gcra, Admission, AdmitOutcome, Verdict};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -141,7 +141,7 @@ impl KeyStore for MemoryStore {
             .filter(|k| k.account.as_deref() == Some(account))
             .cloned()
             .collect();
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         Ok(keys)
     }
 
@@ -262,15 +262,26 @@ mod tests {
         })
         .await
         .expect("account");
-        let k1 = s.insert_key(key("a", "t1"), Some(2), now).await.expect("k1");
-        s.insert_key(key("a", "t2"), Some(2), now).await.expect("k2");
+        let k1 = s
+            .insert_key(key("a", "t1"), Some(2), now)
+            .await
+            .expect("k1");
+        s.insert_key(key("a", "t2"), Some(2), now)
+            .await
+            .expect("k2");
         assert_eq!(
             s.insert_key(key("a", "t3"), Some(2), now).await,
             Err(StoreError::KeyLimit { max: 2 })
         );
         s.revoke_key(k1.id, now).await.expect("revoke");
-        s.insert_key(key("a", "t3"), Some(2), now).await.expect("k3 after revoke");
-        let id = s.resolve(&KeyHash::of("t3")).await.expect("ok").expect("found");
+        s.insert_key(key("a", "t3"), Some(2), now)
+            .await
+            .expect("k3 after revoke");
+        let id = s
+            .resolve(&KeyHash::of("t3"))
+            .await
+            .expect("ok")
+            .expect("found");
         assert_eq!(id.plan, "p");
     }
 

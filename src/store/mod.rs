@@ -7,7 +7,7 @@ pub mod types;
 pub use types::*;
 
 use crate::auth::keys::KeyHash;
-use crate::metering::{AdmitOutcome, Admission};
+use crate::metering::{Admission, AdmitOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;

@@ -188,11 +188,13 @@ impl Resp {
 
     /// A header, lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Whether the origin produced this response (the sample origin marks its own).
-    pub fn from_origin(&self) -> bool {
+    pub fn reached_origin(&self) -> bool {
         self.headers.contains_key("x-origin-server")
     }
 }
@@ -202,7 +204,12 @@ fn reduce(r: reqwest::blocking::Response) -> Resp {
     let headers = r
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = r.text().unwrap_or_default();
     Resp {
@@ -219,14 +226,22 @@ impl Gate {
     }
 
     /// Sends a request to the proxy with extra headers.
-    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, format!("{}{}", self.url, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         reduce(req.send().expect("proxy request"))
     }
@@ -247,9 +262,17 @@ impl Gate {
     }
 
     /// Calls the admin API with a given token.
-    pub fn admin_as(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
+    pub fn admin_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{}", self.admin_url, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.admin_url, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -261,13 +284,21 @@ impl Gate {
 
     /// Creates an account.
     pub fn create_account(&self, id: &str, plan: &str) {
-        let r = self.admin("POST", "/v1/accounts", Some(serde_json::json!({"id": id, "plan": plan})));
+        let r = self.admin(
+            "POST",
+            "/v1/accounts",
+            Some(serde_json::json!({"id": id, "plan": plan})),
+        );
         assert_eq!(r.status, 201, "create account: {}", r.body);
     }
 
     /// Creates a key; returns (id, token).
     pub fn create_key(&self, account: &str, name: &str) -> (String, String) {
-        let r = self.admin("POST", "/v1/keys", Some(serde_json::json!({"account": account, "name": name})));
+        let r = self.admin(
+            "POST",
+            "/v1/keys",
+            Some(serde_json::json!({"account": account, "name": name})),
+        );
         assert_eq!(r.status, 201, "create key: {}", r.body);
         let v = r.json();
         (
@@ -290,7 +321,8 @@ impl Gate {
     pub fn raw(&self, request: &[u8]) -> String {
         let addr = self.url.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         s.write_all(request).expect("write");
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -317,7 +349,8 @@ fn complete_response(bytes: &[u8]) -> Option<String> {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     (bytes.len() >= head_end + 4 + len).then(|| text.into_owned())
@@ -358,7 +391,12 @@ pub fn start_siteverify(secret: &'static str, good: &'static str) -> Siteverify 
     Siteverify { url, seen }
 }
 
-fn serve_siteverify(mut s: TcpStream, secret: &str, good: &str, seen: &std::sync::Mutex<Vec<String>>) {
+fn serve_siteverify(
+    mut s: TcpStream,
+    secret: &str,
+    good: &str,
+    seen: &std::sync::Mutex<Vec<String>>,
+) {
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -373,7 +411,8 @@ fn serve_siteverify(mut s: TcpStream, secret: &str, good: &str, seen: &std::sync
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tollgate needs, only those that are missing.
+# Usage: scripts/deps.sh build|test|bench
+set -euo pipefail
+want=(cmake)
+case "${1:-build}" in
+  test) want+=(redis-server curl) ;;
+  bench) want+=(redis-server nginx wrk curl) ;;
+esac
+missing=()
+for pkg in "${want[@]}"; do
+  cmd=$pkg
+  [ "$pkg" = redis-server ] && cmd=redis-server
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
