@@ -6,6 +6,7 @@ use crate::gateway::{Gateway, Proxy};
 use crate::management::admin::AdminApi;
 use crate::origin::{OriginError, Origins};
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{service::RedisService, RedisStore};
 use crate::store::Store;
 use crate::usage::{UsageFlusher, UsageRecorder};
 use pingora::apps::http_app::HttpServer;
@@ -23,8 +24,6 @@ pub enum AppError {
     Origin(#[from] OriginError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// Builds the shared gateway state and the server with every service.
@@ -39,12 +38,14 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let store: Arc<dyn Store> = match &config.store.redis_url {
+    let mut dependencies = Vec::new();
+    let store: Arc<dyn Store> = match &config.store.redis {
         None => Arc::new(MemoryStore::new()),
-        Some(_) => {
-            return Err(AppError::Unsupported(
-                "the Redis store is not available in this build".into(),
-            ))
+        Some(settings) => {
+            let redis = Arc::new(RedisStore::new(settings.clone()));
+            let connector = background_service("redis", RedisService(redis.clone()));
+            dependencies.push(server.add_service(connector));
+            redis
         }
     };
     let (origins, health_services) = Origins::build(config.origins.values())?;
@@ -70,6 +71,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
         origins,
         usage: usage.clone(),
         http,
+        fallback: MemoryStore::new(),
     });
     // Register the metrics before the first request.
     let _ = crate::metrics::metrics();
@@ -82,7 +84,6 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     for addr in &config.server.listen {
         proxy.add_tcp(addr);
     }
-    let mut dependencies = Vec::new();
     for hc in health_services {
         dependencies.push(server.add_service(hc));
     }

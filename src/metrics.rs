@@ -30,6 +30,14 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Keys issued, by kind (`standard`, `trial`).
     pub keys_issued: IntCounterVec,
+    /// Redis call latency, by operation.
+    pub redis_duration: HistogramVec,
+    /// Redis call failures, by operation and kind (`error`, `timeout`, `breaker_open`).
+    pub redis_errors: IntCounterVec,
+    /// 1 while the Redis circuit breaker is open.
+    pub redis_breaker_open: IntGauge,
+    /// Decisions made while the store was unreachable, by route and outcome.
+    pub degraded_decisions: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -51,7 +59,7 @@ impl Metrics {
             c
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
-            let buckets = exponential_buckets(0.0005, 2.0, 16).expect("valid buckets");
+            let buckets = exponential_buckets(0.00005, 2.0, 20).expect("valid buckets");
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid histogram");
             r.register(Box::new(h.clone())).expect("registered once");
@@ -77,6 +85,13 @@ impl Metrics {
         )
         .expect("valid counter");
         r.register(Box::new(usage_write_errors.clone()))
+            .expect("registered once");
+        let redis_breaker_open = IntGauge::new(
+            "tollgate_redis_breaker_open",
+            "1 while the Redis circuit breaker is open",
+        )
+        .expect("valid gauge");
+        r.register(Box::new(redis_breaker_open.clone()))
             .expect("registered once");
         Self {
             requests: counter(
@@ -113,6 +128,22 @@ impl Metrics {
                 &["op"],
             ),
             keys_issued: counter("tollgate_keys_issued_total", "Keys issued", &["kind"]),
+            redis_duration: histogram(
+                "tollgate_redis_duration_seconds",
+                "Redis call latency",
+                &["op"],
+            ),
+            redis_errors: counter(
+                "tollgate_redis_errors_total",
+                "Redis call failures",
+                &["op", "kind"],
+            ),
+            redis_breaker_open,
+            degraded_decisions: counter(
+                "tollgate_degraded_decisions_total",
+                "Decisions made while the store was unreachable",
+                &["route", "outcome"],
+            ),
         }
     }
 }

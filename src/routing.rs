@@ -233,6 +233,15 @@ impl Pattern {
     }
 }
 
+/// What a route does while the shared store is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// Answer 503 with `Retry-After`.
+    FailClosed,
+    /// Decide with a per-instance limiter and cached key records.
+    FailOpen,
+}
+
 /// A route: patterns and methods to an origin, with an access mode.
 #[derive(Debug)]
 pub struct Route {
@@ -242,6 +251,7 @@ pub struct Route {
     pub methods: Vec<Method>,
     pub access: Access,
     pub origin: String,
+    pub on_store_failure: StoreFailure,
 }
 
 /// Result of matching a request.
@@ -361,6 +371,7 @@ mod tests {
             methods,
             access,
             origin: "o".into(),
+            on_store_failure: StoreFailure::FailClosed,
         };
         let t = RouteTable::new(vec![
             r("health", "/api/health", vec![Method::GET], Access::Public),

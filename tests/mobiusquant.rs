@@ -4,21 +4,63 @@
 
 mod common;
 
+/// The whole suite runs once per store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Memory)
+            })*
+        }
+        mod redis {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Redis)
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after,
+    spoofed_client_ip_header_from_untrusted_peer_is_ignored,
+    ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4,
+    exempt_paths_need_no_token_and_cost_nothing,
+    token_gets_60_per_minute_with_full_minute_burst,
+    invalid_expired_and_revoked_tokens_get_401_on_an_anonymous_route,
+    malformed_credentials_get_401_and_never_reach_the_origin,
+    encoded_path_tricks_never_reach_a_metered_route_as_a_public_one,
+    eleventh_active_token_gets_the_documented_400,
+    trial_tokens_last_seven_days_and_need_human_verification,
+    trial_issuance_is_limited_per_client_ip,
+    usage_per_key_is_readable_through_the_admin_api_and_cli,
+    operator_cli_manages_accounts_and_keys,
+    admin_api_refuses_bad_tokens_and_bad_json,
+    unreachable_origin_gets_a_json_502_that_says_to_retry,
+    client_sent_identity_headers_are_replaced,
+    metrics_count_requests_and_rejections,
+);
+
 use common::*;
 use serde_json::json;
 use std::time::Duration;
 
 const PROFILE: &str = "mobiusquant.toml";
 
-fn setup() -> (Origin, Gate) {
+fn setup(b: Backend) -> (Origin, Gate) {
     let origin = start_origin();
-    let gate = start_gate(GateOpts::new(PROFILE, &origin.addr));
+    let gate = start_gate(GateOpts::new(PROFILE, &origin.addr).backend(b));
     (origin, gate)
 }
 
-fn setup_trusted() -> (Origin, Gate) {
+fn setup_trusted(b: Backend) -> (Origin, Gate) {
     let origin = start_origin();
-    let gate = start_gate(GateOpts::new(PROFILE, &origin.addr).trust_loopback());
+    let gate = start_gate(
+        GateOpts::new(PROFILE, &origin.addr)
+            .trust_loopback()
+            .backend(b),
+    );
     (origin, gate)
 }
 
@@ -33,9 +75,8 @@ fn assert_401(r: &Resp) {
     );
 }
 
-#[test]
-fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after() {
-    let (_o, gate) = setup_trusted();
+fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after(b: Backend) {
+    let (_o, gate) = setup_trusted(b);
     let ip = [("cf-connecting-ip", "203.0.113.7")];
     for i in 0..10 {
         let r = gate.get("/api/markets", &ip);
@@ -73,9 +114,8 @@ fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after() {
     );
 }
 
-#[test]
-fn spoofed_client_ip_header_from_untrusted_peer_is_ignored() {
-    let (_o, gate) = setup();
+fn spoofed_client_ip_header_from_untrusted_peer_is_ignored(b: Backend) {
+    let (_o, gate) = setup(b);
     for i in 0..10 {
         let spoof = format!("198.51.100.{i}");
         let r = gate.get("/api/markets", &[("cf-connecting-ip", &spoof)]);
@@ -87,9 +127,8 @@ fn spoofed_client_ip_header_from_untrusted_peer_is_ignored() {
     assert_eq!(echo_ip.status, 200);
 }
 
-#[test]
-fn ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
-    let (_o, gate) = setup_trusted();
+fn ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4(b: Backend) {
+    let (_o, gate) = setup_trusted(b);
     for i in 0..10 {
         let ip = format!("2001:db8:1:2::{:x}", i + 1);
         assert_eq!(
@@ -116,9 +155,8 @@ fn ipv6_callers_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
     assert_eq!(mapped.status, 429, "::ffff:192.0.2.1 is 192.0.2.1");
 }
 
-#[test]
-fn exempt_paths_need_no_token_and_cost_nothing() {
-    let (_o, gate) = setup();
+fn exempt_paths_need_no_token_and_cost_nothing(b: Backend) {
+    let (_o, gate) = setup(b);
     for _ in 0..3 {
         for path in [
             "/api/health",
@@ -147,9 +185,8 @@ fn exempt_paths_need_no_token_and_cost_nothing() {
     );
 }
 
-#[test]
-fn token_gets_60_per_minute_with_full_minute_burst() {
-    let (_o, gate) = setup();
+fn token_gets_60_per_minute_with_full_minute_burst(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     let (_, token) = gate.create_key("acme", "production-2026");
     assert!(token.starts_with("mq_") && token.len() == 46, "{token}");
@@ -179,9 +216,8 @@ fn token_gets_60_per_minute_with_full_minute_burst() {
     assert!(echo["headers"].get("authorization").is_none());
 }
 
-#[test]
-fn invalid_expired_and_revoked_tokens_get_401_on_an_anonymous_route() {
-    let (_o, gate) = setup();
+fn invalid_expired_and_revoked_tokens_get_401_on_an_anonymous_route(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     // Unknown but well-formed.
     assert_401(&gate.get_with("/api/markets", &format!("mq_{}", "A".repeat(43))));
@@ -216,9 +252,8 @@ fn invalid_expired_and_revoked_tokens_get_401_on_an_anonymous_route() {
     );
 }
 
-#[test]
-fn malformed_credentials_get_401_and_never_reach_the_origin() {
-    let (_o, gate) = setup();
+fn malformed_credentials_get_401_and_never_reach_the_origin(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     let (_, token) = gate.create_key("acme", "k");
     let bearer = format!("Bearer {token}");
@@ -263,9 +298,8 @@ fn malformed_credentials_get_401_and_never_reach_the_origin() {
     assert!(!r.reached_origin());
 }
 
-#[test]
-fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one() {
-    let (_o, gate) = setup();
+fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one(b: Backend) {
+    let (_o, gate) = setup(b);
     // Dot segments resolve to the real route, which is metered, and the origin
     // receives the normalised path.
     let r = gate.get("/api/health/../echo", &[]);
@@ -304,9 +338,8 @@ fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one() {
     assert!(!r.reached_origin());
 }
 
-#[test]
-fn eleventh_active_token_gets_the_documented_400() {
-    let (_o, gate) = setup();
+fn eleventh_active_token_gets_the_documented_400(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     let mut ids = Vec::new();
     for i in 0..10 {
@@ -339,12 +372,12 @@ fn eleventh_active_token_gets_the_documented_400() {
     assert_eq!(keys.iter().filter(|k| k["isActive"] == false).count(), 1);
 }
 
-#[test]
-fn trial_tokens_last_seven_days_and_need_human_verification() {
+fn trial_tokens_last_seven_days_and_need_human_verification(b: Backend) {
     let stub = start_siteverify("turnstile-secret", "human-ok");
     let origin = start_origin();
     let gate = start_gate(
         GateOpts::new(PROFILE, &origin.addr)
+            .backend(b)
             .env("TOLLGATE_TURNSTILE_URL", &stub.url)
             .env("TOLLGATE_TURNSTILE_SECRET", "turnstile-secret"),
     );
@@ -396,10 +429,9 @@ fn trial_tokens_last_seven_days_and_need_human_verification() {
     assert_eq!(r.status, 405);
 }
 
-#[test]
-fn trial_issuance_is_limited_per_client_ip() {
+fn trial_issuance_is_limited_per_client_ip(b: Backend) {
     let origin = start_origin();
-    let gate = start_gate(GateOpts::new(PROFILE, &origin.addr));
+    let gate = start_gate(GateOpts::new(PROFILE, &origin.addr).backend(b));
     for i in 0..10 {
         let r = gate.send("POST", "/api/auth/trial-token", &[], Some("{}"));
         assert_eq!(r.status, 201, "trial {i}: {}", r.body);
@@ -409,9 +441,8 @@ fn trial_issuance_is_limited_per_client_ip() {
     assert!(r.header("retry-after").is_some());
 }
 
-#[test]
-fn usage_per_key_is_readable_through_the_admin_api_and_cli() {
-    let (_o, gate) = setup();
+fn usage_per_key_is_readable_through_the_admin_api_and_cli(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     let (id, token) = gate.create_key("acme", "k");
     gate.get_with("/api/markets", &token);
@@ -455,9 +486,8 @@ fn usage_per_key_is_readable_through_the_admin_api_and_cli() {
     assert!(gate.log().contains(&token[..12]));
 }
 
-#[test]
-fn operator_cli_manages_accounts_and_keys() {
-    let (_o, gate) = setup();
+fn operator_cli_manages_accounts_and_keys(b: Backend) {
+    let (_o, gate) = setup(b);
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(bin())
             .args(args)
@@ -502,9 +532,8 @@ fn operator_cli_manages_accounts_and_keys() {
     assert_eq!(err["detail"], "account not found");
 }
 
-#[test]
-fn admin_api_refuses_bad_tokens_and_bad_json() {
-    let (_o, gate) = setup();
+fn admin_api_refuses_bad_tokens_and_bad_json(b: Backend) {
+    let (_o, gate) = setup(b);
     let r = gate.admin_as(None, "GET", "/v1/accounts/x", None);
     assert_eq!(r.status, 401);
     assert_eq!(
@@ -574,10 +603,9 @@ fn admin_api_refuses_bad_tokens_and_bad_json() {
     assert_eq!(r.status, 200);
 }
 
-#[test]
-fn unreachable_origin_gets_a_json_502_that_says_to_retry() {
+fn unreachable_origin_gets_a_json_502_that_says_to_retry(b: Backend) {
     let dead = format!("127.0.0.1:{}", free_port());
-    let gate = start_gate(GateOpts::new(PROFILE, &dead));
+    let gate = start_gate(GateOpts::new(PROFILE, &dead).backend(b));
     let r = gate.get("/api/markets", &[]);
     assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(
@@ -592,9 +620,8 @@ fn unreachable_origin_gets_a_json_502_that_says_to_retry() {
     );
 }
 
-#[test]
-fn client_sent_identity_headers_are_replaced() {
-    let (_o, gate) = setup();
+fn client_sent_identity_headers_are_replaced(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.create_account("acme", "token");
     let (_, token) = gate.create_key("acme", "k");
     let bearer = format!("Bearer {token}");
@@ -621,9 +648,8 @@ fn client_sent_identity_headers_are_replaced() {
     assert!(echo["headers"].get("x-tollgate-account").is_none());
 }
 
-#[test]
-fn metrics_count_requests_and_rejections() {
-    let (_o, gate) = setup();
+fn metrics_count_requests_and_rejections(b: Backend) {
+    let (_o, gate) = setup(b);
     gate.get("/api/health", &[]);
     gate.get_with("/api/markets", "bad");
     let m = gate.metrics();

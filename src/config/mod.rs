@@ -6,6 +6,7 @@ pub mod env;
 pub mod model;
 pub mod schema;
 mod validate;
+pub use validate::redact as validate_redact;
 
 pub use model::*;
 

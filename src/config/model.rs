@@ -50,11 +50,25 @@ pub struct AdminSettings {
     pub token: Option<String>,
 }
 
+/// The Redis store's connection and resilience settings.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// One URL, or Cluster seed URLs.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    /// Deadline of one call on the request path.
+    pub timeout: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub auth_cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+}
+
 /// `[store]`
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     /// `None`: the embedded store.
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisSettings>,
     pub usage_queue: usize,
     pub usage_flush: Duration,
 }

@@ -111,9 +111,27 @@ pub struct MetricsSection {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// Empty: the embedded in-process store.
+    /// Empty: the embedded in-process store. Several comma-separated URLs: Redis Cluster seeds.
     #[serde(default)]
     pub redis_url: String,
+    /// Treat a single URL as a Redis Cluster seed.
+    #[serde(default)]
+    pub redis_cluster: bool,
+    /// Deadline of one Redis call on the request path.
+    #[serde(default)]
+    pub redis_timeout: Option<String>,
+    /// Consecutive failures that open the circuit breaker.
+    #[serde(default)]
+    pub breaker_failures: Option<u32>,
+    /// How long the breaker stays open before a probe.
+    #[serde(default)]
+    pub breaker_cooldown: Option<String>,
+    /// How long a key record stays in the in-process cache (invalidations are pushed sooner).
+    #[serde(default)]
+    pub auth_cache_ttl: Option<String>,
+    /// How long an unknown key stays negatively cached.
+    #[serde(default)]
+    pub negative_cache_ttl: Option<String>,
     /// Pending usage records kept before the oldest are dropped.
     #[serde(default)]
     pub usage_queue: Option<usize>,
@@ -329,6 +347,14 @@ pub struct RouteSection {
     /// `public`, `anonymous` or `key`.
     pub access: String,
     pub origin: String,
+    /// `fail_closed` (503 while the store is unreachable) or `fail_open`
+    /// (decide with a local limiter and cached key records).
+    #[serde(default = "default_store_failure")]
+    pub on_store_failure: String,
+}
+
+fn default_store_failure() -> String {
+    "fail_closed".into()
 }
 
 /// `[trial]`: self-service trial tokens with no account.

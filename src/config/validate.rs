@@ -10,7 +10,7 @@ use crate::auth::credential::CredentialPolicy;
 use crate::auth::keys::{Alphabet, KeyFormat};
 use crate::metering::Plan;
 use crate::reply::{ErrorKind, ErrorTemplate};
-use crate::routing::{Access, Pattern, Route, RouteTable};
+use crate::routing::{Access, Pattern, Route, RouteTable, StoreFailure};
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,18 +126,9 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         }
     };
 
-    let redis_url = match file.store.redis_url.trim() {
-        "" => None,
-        url => {
-            is.add(
-                "store.redis_url",
-                format!("{url:?}: the Redis store is not available in this build; leave it empty for the embedded store"),
-            );
-            Some(url.to_string())
-        }
-    };
+    let redis = compile_redis(&mut is, &file.store);
     let store = StoreSettings {
-        redis_url,
+        redis,
         usage_queue: file.store.usage_queue.unwrap_or(100_000),
         usage_flush: file
             .store
@@ -252,6 +243,17 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
                 "an anonymous route needs an [anonymous] section with a plan",
             );
         }
+        let on_store_failure = match r.on_store_failure.as_str() {
+            "fail_closed" => StoreFailure::FailClosed,
+            "fail_open" => StoreFailure::FailOpen,
+            other => {
+                is.add(
+                    format!("{key}.on_store_failure"),
+                    format!("{other:?} is not fail_open or fail_closed"),
+                );
+                StoreFailure::FailClosed
+            }
+        };
         if !origins.contains_key(&r.origin) {
             is.add(
                 format!("{key}.origin"),
@@ -264,6 +266,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             methods,
             access,
             origin: r.origin.clone(),
+            on_store_failure,
         });
     }
     if routes.is_empty() {
@@ -532,5 +535,69 @@ fn compile_origin(is: &mut Issues, name: &str, o: &OriginSection) -> OriginSetti
         connect_timeout: is.duration(&format!("{key}.connect_timeout"), &o.connect_timeout),
         read_timeout: is.duration(&format!("{key}.read_timeout"), &o.read_timeout),
         health_check,
+    }
+}
+
+fn compile_redis(is: &mut Issues, s: &StoreSection) -> Option<RedisSettings> {
+    let urls = split_list(std::slice::from_ref(&s.redis_url));
+    if urls.is_empty() {
+        return None;
+    }
+    for u in &urls {
+        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+            is.add(
+                "store.redis_url",
+                format!("{:?} must start with redis:// or rediss://", redact(u)),
+            );
+        }
+    }
+    let timeout = s
+        .redis_timeout
+        .as_deref()
+        .map(|t| is.duration("store.redis_timeout", t))
+        .unwrap_or(Duration::from_millis(50));
+    if timeout > Duration::from_secs(5) {
+        is.add(
+            "store.redis_timeout",
+            "must be at most 5s: it bounds the request path",
+        );
+    }
+    let breaker_failures = s.breaker_failures.unwrap_or(5);
+    if breaker_failures == 0 {
+        is.add("store.breaker_failures", "must be at least 1");
+    }
+    let mut dur = |key: &str, v: &Option<String>, default: Duration| {
+        v.as_deref().map(|t| is.duration(key, t)).unwrap_or(default)
+    };
+    Some(RedisSettings {
+        cluster: s.redis_cluster || urls.len() > 1,
+        urls,
+        timeout,
+        breaker_failures: breaker_failures.max(1),
+        breaker_cooldown: dur(
+            "store.breaker_cooldown",
+            &s.breaker_cooldown,
+            Duration::from_secs(1),
+        ),
+        auth_cache_ttl: dur(
+            "store.auth_cache_ttl",
+            &s.auth_cache_ttl,
+            Duration::from_secs(30),
+        ),
+        negative_cache_ttl: dur(
+            "store.negative_cache_ttl",
+            &s.negative_cache_ttl,
+            Duration::from_secs(2),
+        ),
+    })
+}
+
+/// A URL with its password hidden, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::metrics::metrics;
 use crate::origin::Origins;
 use crate::reply::{ApiError, ErrorKind};
+use crate::store::memory::MemoryStore;
 use crate::store::{CallRecord, Store, UsageEvent};
 use crate::usage::UsageRecorder;
 use async_trait::async_trait;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub usage: Arc<UsageRecorder>,
     /// Client for outbound calls (human verification).
     pub http: reqwest::Client,
+    /// The per-instance limiter `fail_open` routes use while the store is unreachable.
+    pub fallback: MemoryStore,
 }
 
 impl Gateway {

@@ -11,8 +11,8 @@ use crate::metering::headers::rate_limit_headers;
 use crate::metering::{Admission, Plan, Verdict};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::{self, Access, RouteMatch};
-use crate::store::StoreError;
+use crate::routing::{self, Access, Route, RouteMatch, StoreFailure};
+use crate::store::{Meter, StoreError};
 use chrono::Utc;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -44,6 +44,13 @@ pub fn peer_ip(session: &Session) -> IpAddr {
         .and_then(|a| a.as_inet())
         .map(|s| s.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn degraded(route: &str, outcome: &str) {
+    metrics()
+        .degraded_decisions
+        .with_label_values(&[route, outcome])
+        .inc();
 }
 
 fn store_failure(op: &'static str, e: StoreError) -> ApiError {
@@ -121,7 +128,8 @@ impl Gateway {
             return Ok(Flow::Forward);
         }
 
-        let principal = self.principal(session, route.access, client_ip).await?;
+        let policy = route.on_store_failure;
+        let principal = self.principal(session, &route, client_ip).await?;
         let (plan, bucket) = match &principal {
             Principal::Anonymous { ip } => {
                 let plan = cfg
@@ -144,7 +152,7 @@ impl Gateway {
         };
         ctx.principal = Some(principal);
         ctx.plan = Some(plan.clone());
-        ctx.response_headers = self.admit(&plan, bucket).await?;
+        ctx.response_headers = self.admit(&plan, bucket, policy, &route.name).await?;
         ctx.decision = Decision::Admitted;
         Ok(Flow::Forward)
     }
@@ -154,9 +162,10 @@ impl Gateway {
     async fn principal(
         &self,
         session: &Session,
-        access: Access,
+        route: &Route,
         client_ip: IpAddr,
     ) -> Result<Principal, ApiError> {
+        let access = route.access;
         let cfg = &self.config;
         let unauthorized =
             || ApiError::new(ErrorKind::Unauthorized).header("WWW-Authenticate", "Bearer");
@@ -174,12 +183,25 @@ impl Gateway {
         if !cfg.keys.matches(&cred.token) {
             return Err(unauthorized());
         }
-        let identity = self
-            .store
-            .resolve(&KeyHash::of(&cred.token))
-            .await
-            .map_err(|e| store_failure("resolve", e))?
-            .ok_or_else(unauthorized)?;
+        let hash = KeyHash::of(&cred.token);
+        let identity = match self.store.resolve(&hash).await {
+            Ok(found) => found,
+            Err(e) => match (route.on_store_failure, self.store.cached(&hash)) {
+                (StoreFailure::FailOpen, Some(cached)) => {
+                    degraded(&route.name, "cached_key");
+                    Some(cached)
+                }
+                (StoreFailure::FailOpen, None) => {
+                    degraded(&route.name, "unknown_key");
+                    return Err(store_failure("resolve", e));
+                }
+                (StoreFailure::FailClosed, _) => {
+                    degraded(&route.name, "fail_closed");
+                    return Err(store_failure("resolve", e));
+                }
+            },
+        }
+        .ok_or_else(unauthorized)?;
         if !identity.key.is_active(Utc::now()) {
             log::debug!("inactive key {} refused", identity.key.key_prefix);
             return Err(unauthorized());
@@ -193,17 +215,38 @@ impl Gateway {
         &self,
         plan: &Arc<Plan>,
         bucket: String,
+        policy: StoreFailure,
+        route: &str,
     ) -> Result<Vec<(String, String)>, ApiError> {
         let admission = Admission {
             bucket,
             interval_us: plan.interval_us(),
             burst: plan.burst,
         };
-        let outcome = self
-            .store
-            .admit(&admission)
-            .await
-            .map_err(|e| store_failure("admit", e))?;
+        let outcome = match self.store.admit(&admission).await {
+            Ok(o) => o,
+            Err(e) if policy == StoreFailure::FailOpen => {
+                log::debug!("store unreachable ({e}); local limiter decides");
+                let o = self
+                    .fallback
+                    .admit(&admission)
+                    .await
+                    .map_err(|e| store_failure("admit", e))?;
+                degraded(
+                    route,
+                    if o.verdict == Verdict::Allowed {
+                        "local_allowed"
+                    } else {
+                        "local_limited"
+                    },
+                );
+                o
+            }
+            Err(e) => {
+                degraded(route, "fail_closed");
+                return Err(store_failure("admit", e));
+            }
+        };
         let headers = rate_limit_headers(plan, &outcome);
         match outcome.verdict {
             Verdict::Allowed => Ok(headers),

@@ -8,6 +8,7 @@ use super::keys::NewKey;
 use crate::config::VerificationSettings;
 use crate::gateway::Gateway;
 use crate::reply::{ApiError, ErrorKind, Reply};
+use crate::routing::StoreFailure;
 use crate::store::KeyKind;
 use chrono::Utc;
 use pingora::proxy::Session;
@@ -74,6 +75,8 @@ impl Gateway {
             .admit(
                 &trial.issuance,
                 format!("trial:{}", self.config.client_ip.bucket_key(ip)),
+                StoreFailure::FailClosed,
+                "trial",
             )
             .await?;
         let mut raw = Vec::new();

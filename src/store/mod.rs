@@ -2,6 +2,7 @@
 //! implementations: [`memory::MemoryStore`] (embedded, the default) and Redis.
 
 pub mod memory;
+pub mod redis;
 pub mod types;
 
 pub use types::*;
@@ -48,6 +49,11 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<KeyRecord, StoreError>;
     /// The key with this hash and the plan it is metered with.
     async fn resolve(&self, hash: &KeyHash) -> Result<Option<Identity>, StoreError>;
+    /// A cached record, however old, for deciding while the store is
+    /// unreachable (`fail_open`). Stores without a cache have none.
+    fn cached(&self, _hash: &KeyHash) -> Option<Identity> {
+        None
+    }
     /// One key by id.
     async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError>;
     /// Every key of an account, newest first.

@@ -88,12 +88,109 @@ pub fn start_origin() -> Origin {
 /// The admin token every test gateway uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// Which store a gateway uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded store.
+    Memory,
+    /// A redis-server of its own, started by the harness.
+    Redis,
+}
+
+/// A real redis-server on a free loopback port, killed when dropped.
+pub struct RedisServer {
+    proc: Option<Proc>,
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a non-persistent server.
+    pub fn start() -> Self {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut r = Self {
+            proc: None,
+            port,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let (log, file) = log_file("redis");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+            ])
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/deps.sh test)");
+        self.proc = Some(Proc { child, log });
+        wait_port(&format!("127.0.0.1:{}", self.port), Duration::from_secs(10));
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Runs redis-cli against this server and returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Calls of one command from `INFO commandstats`.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let info = self.cli(&["INFO", "commandstats"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// How to start a gateway.
 pub struct GateOpts {
     pub profile: String,
     pub origin: String,
     pub trusted_proxies: String,
     pub env: Vec<(String, String)>,
+    pub backend: Backend,
+    pub redis_url: Option<String>,
 }
 
 impl GateOpts {
@@ -104,7 +201,22 @@ impl GateOpts {
             origin: origin.to_string(),
             trusted_proxies: String::new(),
             env: Vec::new(),
+            backend: Backend::Memory,
+            redis_url: None,
         }
+    }
+
+    /// Uses this store; `Redis` starts a redis-server of the gateway's own.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Uses an existing Redis (shared by several gateways).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.backend = Backend::Redis;
+        self.redis_url = Some(url.to_string());
+        self
     }
 
     /// Trusts loopback peers to set the client-IP header.
@@ -123,6 +235,7 @@ impl GateOpts {
 /// A running tollgate.
 pub struct Gate {
     proc: Proc,
+    pub redis: Option<RedisServer>,
     pub url: String,
     pub admin_url: String,
     pub metrics_url: String,
@@ -139,6 +252,15 @@ pub fn start_gate(opts: GateOpts) -> Gate {
     } else {
         root().join("conf").join(&opts.profile)
     };
+    let (own_redis, redis_url) = match (opts.backend, &opts.redis_url) {
+        (Backend::Memory, _) => (None, String::new()),
+        (Backend::Redis, Some(url)) => (None, url.clone()),
+        (Backend::Redis, None) => {
+            let r = RedisServer::start();
+            let url = r.url();
+            (Some(r), url)
+        }
+    };
     let (log, file) = log_file("tollgate");
     let mut cmd = Command::new(bin());
     cmd.args(["run", "--config"])
@@ -150,7 +272,7 @@ pub fn start_gate(opts: GateOpts) -> Gate {
         .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("TOLLGATE_ORIGIN", &opts.origin)
         .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
-        .env("TOLLGATE_REDIS_URL", "")
+        .env("TOLLGATE_REDIS_URL", &redis_url)
         .stdout(Stdio::null())
         .stderr(file);
     for (k, v) in &opts.env {
@@ -162,6 +284,7 @@ pub fn start_gate(opts: GateOpts) -> Gate {
     wait_port(&listen, Duration::from_secs(20));
     Gate {
         proc,
+        redis: own_redis,
         url: format!("http://{listen}"),
         admin_url: format!("http://{admin}"),
         metrics_url: format!("http://{metrics}"),

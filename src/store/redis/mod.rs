@@ -1,0 +1,506 @@
+//! The Redis store: several tollgate instances share one Redis (single node or
+//! Cluster). One `EVALSHA` per metered request, Redis `TIME` as the clock, hash
+//! tags so that every key a script touches is in one Cluster slot, a key-record
+//! cache invalidated over pub/sub, and every call under a short timeout and a
+//! circuit breaker.
+//!
+//! Key layout (`{...}` is the Cluster hash tag):
+//!
+//! | key | holds |
+//! |---|---|
+//! | `tg:{a:ACCOUNT}:acct` | the account (JSON) |
+//! | `tg:{a:ACCOUNT}:keys` | hash: key id → key record summary, for listing and the active-key cap |
+//! | `tg:kh:SHA256` | the key record with its plan (JSON), for authentication |
+//! | `tg:kid:UUID` | the sha256 of a key, by id |
+//! | `tg:{TAG}:b:BUCKET` | a token bucket's TAT in µs, expiring when full |
+//! | `tg:{k:UUID}:u:*` | usage: `last` (ms), `calls` (list of 50), `d:YYYY-MM-DD` (count, 8 days) |
+
+mod breaker;
+mod cache;
+mod conn;
+pub mod service;
+
+pub use breaker::Breaker;
+pub use cache::AuthCache;
+
+use super::{
+    types::{day_of, last_days, RECENT_CALLS},
+    Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
+    UsageEvent, UsageStore,
+};
+use crate::auth::keys::KeyHash;
+use crate::config::RedisSettings;
+use crate::metering::{Admission, AdmitOutcome, Verdict};
+use crate::metrics::metrics;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use conn::Conn;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The pub/sub channel of key invalidations (payload: sha256 hex, or `*`).
+pub const INVALIDATE_CHANNEL: &str = "tg:invalidate";
+
+/// Deadline of management calls (not on the request path).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Days a daily usage counter is kept.
+const DAILY_TTL_SECS: i64 = 8 * 86_400;
+
+/// The Redis store.
+pub struct RedisStore {
+    pub settings: RedisSettings,
+    conn: OnceLock<Conn>,
+    breaker: Breaker,
+    pub cache: AuthCache,
+    admit_script: Script,
+    insert_key_script: Script,
+}
+
+/// A key record as kept in an account's key hash.
+#[derive(Serialize, Deserialize)]
+struct Summary {
+    rec: KeyRecord,
+    exp: Option<i64>,
+    rev: Option<i64>,
+}
+
+impl Summary {
+    fn of(rec: &KeyRecord) -> Self {
+        Self {
+            exp: rec.expires_at.map(|t| t.timestamp_millis()),
+            rev: rec.revoked_at.map(|t| t.timestamp_millis()),
+            rec: rec.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredIdentity {
+    key: KeyRecord,
+    plan: String,
+}
+
+fn account_key(account: &str) -> String {
+    format!("tg:{{a:{account}}}:acct")
+}
+fn account_keys(account: &str) -> String {
+    format!("tg:{{a:{account}}}:keys")
+}
+fn hash_key(hash: &KeyHash) -> String {
+    format!("tg:kh:{}", hash.to_hex())
+}
+fn id_key(id: Uuid) -> String {
+    format!("tg:kid:{id}")
+}
+fn usage_key(id: Uuid, part: &str) -> String {
+    format!("tg:{{k:{id}}}:u:{part}")
+}
+
+/// The bucket key: the bucket's own tag keeps it in one slot with the state
+/// that later joins the same script (credits, request limits).
+pub fn bucket_key(bucket: &str) -> String {
+    let tag = bucket
+        .split_once(':')
+        .map(|(_, rest)| rest)
+        .unwrap_or(bucket);
+    format!("tg:{{{tag}}}:b:{bucket}")
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| unavailable(format!("corrupt record: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(unavailable)
+}
+
+impl RedisStore {
+    /// A store that connects later, in [`service::RedisService`].
+    pub fn new(settings: RedisSettings) -> Self {
+        Self {
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cooldown),
+            cache: AuthCache::new(settings.auth_cache_ttl, settings.negative_cache_ttl),
+            settings,
+            conn: OnceLock::new(),
+            admit_script: Script::new(include_str!("admit.lua")),
+            insert_key_script: Script::new(include_str!("insert_key.lua")),
+        }
+    }
+
+    fn set_conn(&self, conn: Conn) {
+        let _ = self.conn.set(conn);
+    }
+
+    fn conn(&self) -> Result<Conn, StoreError> {
+        self.conn
+            .get()
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable("not connected yet".into()))
+    }
+
+    /// Runs one Redis exchange under the deadline and the breaker.
+    async fn call<T, F>(&self, op: &'static str, deadline: Duration, f: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        let m = metrics();
+        if !self.breaker.allow() {
+            m.redis_errors
+                .with_label_values(&[op, "breaker_open"])
+                .inc();
+            return Err(StoreError::Unavailable("redis circuit breaker open".into()));
+        }
+        let start = Instant::now();
+        let result = tokio::time::timeout(deadline, f).await;
+        m.redis_duration
+            .with_label_values(&[op])
+            .observe(start.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.breaker.failure();
+                m.redis_errors.with_label_values(&[op, "error"]).inc();
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.breaker.failure();
+                m.redis_errors.with_label_values(&[op, "timeout"]).inc();
+                Err(StoreError::Unavailable(format!("redis {op} timed out")))
+            }
+        }
+    }
+
+    async fn publish_invalidation(&self, hash: &KeyHash) {
+        let Ok(mut c) = self.conn() else { return };
+        let r: Result<i64, _> = self
+            .call("publish", ADMIN_TIMEOUT, async move {
+                c.publish(INVALIDATE_CHANNEL, hash.to_hex()).await
+            })
+            .await;
+        if let Err(e) = r {
+            log::warn!("key invalidation not published: {e}");
+        }
+        self.cache.invalidate(hash);
+    }
+
+    async fn get_identity(&self, hash: &KeyHash) -> Result<Option<StoredIdentity>, StoreError> {
+        let mut c = self.conn()?;
+        let key = hash_key(hash);
+        let raw: Option<String> = self
+            .call(
+                "resolve",
+                self.settings.timeout,
+                async move { c.get(key).await },
+            )
+            .await?;
+        raw.map(|r| decode::<StoredIdentity>(&r)).transpose()
+    }
+
+    async fn save_identity(&self, stored: &StoredIdentity) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        let mut pipe = redis::pipe();
+        pipe.set(hash_key(&stored.key.hash), encode(stored)?)
+            .ignore()
+            .set(id_key(stored.key.id), stored.key.hash.to_hex())
+            .ignore();
+        if let Some(account) = &stored.key.account {
+            pipe.hset(
+                account_keys(account),
+                stored.key.id.to_string(),
+                encode(&Summary::of(&stored.key))?,
+            )
+            .ignore();
+        }
+        self.call("save_key", ADMIN_TIMEOUT, async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    /// The cached record of a key, however old: used by `fail_open` routes.
+    pub fn cached_identity(&self, hash: &KeyHash) -> Option<Identity> {
+        self.cache.stale(hash)
+    }
+}
+
+#[async_trait]
+impl AccountStore for RedisStore {
+    async fn create_account(&self, account: Account) -> Result<Account, StoreError> {
+        let mut c = self.conn()?;
+        let key = account_key(&account.id);
+        let json = encode(&account)?;
+        let created: bool = self
+            .call("create_account", ADMIN_TIMEOUT, async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(json)
+                    .arg("NX")
+                    .query_async::<Option<String>>(&mut c)
+                    .await
+                    .map(|r| r.is_some())
+            })
+            .await?;
+        if created {
+            Ok(account)
+        } else {
+            Err(StoreError::Conflict(format!("account {}", account.id)))
+        }
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let mut c = self.conn()?;
+        let key = account_key(id);
+        let raw: Option<String> = self
+            .call("account", ADMIN_TIMEOUT, async move { c.get(key).await })
+            .await?;
+        raw.map(|r| decode(&r)).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStore for RedisStore {
+    async fn insert_key(
+        &self,
+        key: KeyRecord,
+        max_active: Option<u32>,
+        _now: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        let plan = match (&key.plan, &key.account) {
+            (Some(p), _) => p.clone(),
+            (None, Some(a)) => {
+                self.account(a)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("account {a}")))?
+                    .plan
+            }
+            (None, None) => return Err(StoreError::NotFound("plan".into())),
+        };
+        if let Some(account) = &key.account {
+            let mut c = self.conn()?;
+            let mut inv = self.insert_key_script.key(account_keys(account));
+            inv.arg(max_active.unwrap_or(0))
+                .arg(key.id.to_string())
+                .arg(encode(&Summary::of(&key))?);
+            let r: i64 = self
+                .call("insert_key", ADMIN_TIMEOUT, async move {
+                    inv.invoke_async(&mut c).await
+                })
+                .await?;
+            if r < 0 {
+                return Err(StoreError::KeyLimit {
+                    max: max_active.unwrap_or(0),
+                });
+            }
+        }
+        let stored = StoredIdentity { key, plan };
+        self.save_identity(&stored).await?;
+        // Drop a negative cache entry on every instance.
+        self.publish_invalidation(&stored.key.hash).await;
+        Ok(stored.key)
+    }
+
+    async fn resolve(&self, hash: &KeyHash) -> Result<Option<Identity>, StoreError> {
+        if let Some(answer) = self.cache.fresh(hash) {
+            return Ok(answer);
+        }
+        let identity = self.get_identity(hash).await?.map(|s| Identity {
+            key: s.key,
+            plan: s.plan,
+        });
+        self.cache.put(*hash, identity.clone());
+        Ok(identity)
+    }
+
+    fn cached(&self, hash: &KeyHash) -> Option<Identity> {
+        self.cached_identity(hash)
+    }
+
+    async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError> {
+        let mut c = self.conn()?;
+        let k = id_key(id);
+        let hex: Option<String> = self
+            .call("key", ADMIN_TIMEOUT, async move { c.get(k).await })
+            .await?;
+        let Some(hash) = hex.as_deref().and_then(KeyHash::from_hex) else {
+            return Ok(None);
+        };
+        Ok(self.get_identity(&hash).await?.map(|s| s.key))
+    }
+
+    async fn list_keys(&self, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut c = self.conn()?;
+        let k = account_keys(account);
+        let raw: Vec<String> = self
+            .call("list_keys", ADMIN_TIMEOUT, async move { c.hvals(k).await })
+            .await?;
+        let mut keys = raw
+            .iter()
+            .map(|r| decode::<Summary>(r).map(|s| s.rec))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        Ok(keys)
+    }
+
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut c = self.conn()?;
+        let k = id_key(id);
+        let hex: Option<String> = self
+            .call("key", ADMIN_TIMEOUT, async move { c.get(k).await })
+            .await?;
+        let Some(hash) = hex.as_deref().and_then(KeyHash::from_hex) else {
+            return Ok(None);
+        };
+        let Some(mut stored) = self.get_identity(&hash).await? else {
+            return Ok(None);
+        };
+        if stored.key.revoked_at.is_none() {
+            stored.key.revoked_at = Some(now);
+            self.save_identity(&stored).await?;
+        }
+        self.publish_invalidation(&hash).await;
+        Ok(Some(stored.key))
+    }
+}
+
+#[async_trait]
+impl Meter for RedisStore {
+    async fn admit(&self, a: &Admission) -> Result<AdmitOutcome, StoreError> {
+        let mut c = self.conn()?;
+        let mut inv = self.admit_script.key(bucket_key(&a.bucket));
+        inv.arg(a.interval_us).arg(a.burst);
+        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = self
+            .call("admit", self.settings.timeout, async move {
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(AdmitOutcome {
+            verdict: if allowed == 1 {
+                Verdict::Allowed
+            } else {
+                Verdict::RateLimited
+            },
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            retry_after: us(retry_us),
+            reset_after: us(reset_us),
+        })
+    }
+}
+
+#[async_trait]
+impl UsageStore for RedisStore {
+    async fn record_usage(&self, batch: Vec<UsageEvent>) -> Result<(), StoreError> {
+        let mut per_key: BTreeMap<Uuid, Vec<CallRecord>> = BTreeMap::new();
+        for e in batch {
+            per_key.entry(e.key).or_default().push(e.call);
+        }
+        let mut pipe = redis::pipe();
+        for (id, calls) in &per_key {
+            let last = calls
+                .iter()
+                .map(|c| c.at.timestamp_millis())
+                .max()
+                .unwrap_or(0);
+            pipe.set(usage_key(*id, "last"), last).ignore();
+            let encoded = calls.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+            pipe.lpush(usage_key(*id, "calls"), encoded)
+                .ignore()
+                .ltrim(usage_key(*id, "calls"), 0, RECENT_CALLS as isize - 1)
+                .ignore();
+            let mut days: BTreeMap<String, i64> = BTreeMap::new();
+            for c in calls {
+                *days.entry(day_of(&c.at)).or_default() += 1;
+            }
+            for (day, n) in days {
+                let k = usage_key(*id, &format!("d:{day}"));
+                pipe.incr(&k, n)
+                    .ignore()
+                    .expire(&k, DAILY_TTL_SECS)
+                    .ignore();
+            }
+        }
+        let mut c = self.conn()?;
+        self.call("record_usage", ADMIN_TIMEOUT, async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    async fn usage(
+        &self,
+        key: Uuid,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<KeyUsage, StoreError> {
+        let day_names = last_days(now, days);
+        let mut pipe = redis::pipe();
+        pipe.get(usage_key(key, "last")).lrange(
+            usage_key(key, "calls"),
+            0,
+            RECENT_CALLS as isize - 1,
+        );
+        for d in &day_names {
+            pipe.get(usage_key(key, &format!("d:{d}")));
+        }
+        let mut c = self.conn()?;
+        let values: Vec<redis::Value> = self
+            .call("usage", ADMIN_TIMEOUT, async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let mut it = values.into_iter();
+        let last: Option<i64> = it
+            .next()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .flatten();
+        let calls: Vec<String> = it
+            .next()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .unwrap_or_default();
+        let daily = day_names
+            .into_iter()
+            .map(|d| {
+                let n: Option<u64> = it
+                    .next()
+                    .and_then(|v| redis::from_redis_value(v).ok())
+                    .flatten();
+                (d, n.unwrap_or(0))
+            })
+            .collect();
+        Ok(KeyUsage {
+            last_used_at: last.and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            recent: calls
+                .iter()
+                .filter_map(|c| serde_json::from_str(c).ok())
+                .collect(),
+            daily,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_keys_share_the_tag_of_their_owner() {
+        assert_eq!(bucket_key("ip:1.2.3.4"), "tg:{1.2.3.4}:b:ip:1.2.3.4");
+        assert_eq!(bucket_key("key:abc"), "tg:{abc}:b:key:abc");
+    }
+}
