@@ -209,24 +209,56 @@ impl RedisStore {
     }
 
     async fn save_identity(&self, stored: &StoredIdentity) -> Result<(), StoreError> {
-        let mut c = self.conn()?;
-        let mut pipe = redis::pipe();
-        pipe.set(hash_key(&stored.key.hash), encode(stored)?)
-            .ignore()
+        let mut first = redis::pipe();
+        first
+            .set(hash_key(&stored.key.hash), encode(stored)?)
+            .ignore();
+        let mut second = redis::pipe();
+        second
             .set(id_key(stored.key.id), stored.key.hash.to_hex())
             .ignore();
+        let mut pipes = vec![first, second];
         if let Some(account) = &stored.key.account {
-            pipe.hset(
-                account_keys(account),
-                stored.key.id.to_string(),
-                encode(&Summary::of(&stored.key))?,
-            )
-            .ignore();
+            let mut third = redis::pipe();
+            third
+                .hset(
+                    account_keys(account),
+                    stored.key.id.to_string(),
+                    encode(&Summary::of(&stored.key))?,
+                )
+                .ignore();
+            pipes.push(third);
         }
-        self.call("save_key", ADMIN_TIMEOUT, async move {
-            pipe.query_async::<()>(&mut c).await
-        })
-        .await
+        self.run_pipelines("save_key", pipes).await
+    }
+
+    /// Runs pipelines whose commands each stay in one Cluster slot: merged
+    /// into one round trip on a single node, one round trip each on a Cluster.
+    async fn run_pipelines(
+        &self,
+        op: &'static str,
+        pipes: Vec<redis::Pipeline>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        let batches = if matches!(conn, Conn::Cluster(_)) {
+            pipes
+        } else {
+            let mut merged = redis::pipe();
+            for p in &pipes {
+                for cmd in p.cmd_iter() {
+                    merged.add_command(cmd.clone()).ignore();
+                }
+            }
+            vec![merged]
+        };
+        for pipe in batches {
+            let mut c = conn.clone();
+            self.call(op, ADMIN_TIMEOUT, async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// The cached record of a key, however old: used by `fail_open` routes.
@@ -410,8 +442,9 @@ impl UsageStore for RedisStore {
         for e in batch {
             per_key.entry(e.key).or_default().push(e.call);
         }
-        let mut pipe = redis::pipe();
+        let mut pipes = Vec::with_capacity(per_key.len());
         for (id, calls) in &per_key {
+            let mut pipe = redis::pipe();
             let last = calls
                 .iter()
                 .map(|c| c.at.timestamp_millis())
@@ -434,12 +467,9 @@ impl UsageStore for RedisStore {
                     .expire(&k, DAILY_TTL_SECS)
                     .ignore();
             }
+            pipes.push(pipe);
         }
-        let mut c = self.conn()?;
-        self.call("record_usage", ADMIN_TIMEOUT, async move {
-            pipe.query_async::<()>(&mut c).await
-        })
-        .await
+        self.run_pipelines("record_usage", pipes).await
     }
 
     async fn usage(

@@ -1,0 +1,262 @@
+//! Several tollgate instances sharing one Redis (single node and Cluster):
+//! exact limits, one round trip per metered request, revocation in under a
+//! second, outage policies, `SCRIPT FLUSH`, and authenticated Redis URLs.
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn gates(origin: &Origin, redis_url: &str, n: usize) -> Vec<Gate> {
+    (0..n)
+        .map(|_| start_gate(GateOpts::new(&fixture("shared.toml"), &origin.addr).redis(redis_url)))
+        .collect()
+}
+
+/// Fires `total` requests with `token` round-robin over `gates` from 24
+/// threads; returns how many were admitted.
+fn hammer(gates: &[Gate], token: &str, total: usize) -> usize {
+    let next = AtomicUsize::new(0);
+    let admitted = AtomicUsize::new(0);
+    let other = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..24 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let r = gates[i % gates.len()].get_with("/api/klines?limit=1", token);
+                match r.status {
+                    200 => admitted.fetch_add(1, Ordering::Relaxed),
+                    429 => 0,
+                    _ => other.fetch_add(1, Ordering::Relaxed),
+                };
+            });
+        }
+    });
+    assert_eq!(
+        other.load(Ordering::Relaxed),
+        0,
+        "only 200 and 429 are expected"
+    );
+    admitted.load(Ordering::Relaxed)
+}
+
+fn accuracy(redis_url: &str, stats: &dyn Fn() -> (u64, u64), reset: &dyn Fn()) {
+    let origin = start_origin();
+    let gates = gates(&origin, redis_url, 3);
+    gates[0].create_account("bulk", "bulk");
+    let (_, token) = gates[0].create_key("bulk", "hammer");
+    // Warm each instance's key cache, then measure from a clean slate.
+    for g in &gates {
+        assert_eq!(g.get_with("/api/health", &token).status, 200);
+    }
+    reset();
+    let total = 1500;
+    let admitted = hammer(&gates, &token, total);
+    // burst 500, one token per 172.8 s: exactly 500 can be admitted.
+    assert!(
+        admitted <= 500 - 3,
+        "admitted {admitted}: more than the bucket allows"
+    );
+    assert!(
+        admitted >= 495 - 3,
+        "admitted {admitted}: less than 99% of the bucket"
+    );
+    // Commands run inside a script count in commandstats too: the admission
+    // script does exactly one GET, so any GET beyond that was a client's.
+    eprintln!("admitted {admitted} of {total} (bucket: 497 after 3 warm-up calls)");
+    let (evalsha, gets) = stats();
+    assert_eq!(evalsha, total as u64, "one EVALSHA per metered request");
+    assert_eq!(gets, evalsha, "no other synchronous Redis read per request");
+}
+
+#[test]
+fn three_instances_on_one_redis_admit_exactly_the_bucket() {
+    let redis = RedisServer::start();
+    accuracy(
+        &redis.url(),
+        &|| (redis.command_calls("evalsha"), redis.command_calls("get")),
+        &|| {
+            redis.cli(&["CONFIG", "RESETSTAT"]);
+        },
+    );
+}
+
+#[test]
+fn three_instances_on_a_redis_cluster_admit_exactly_the_bucket() {
+    let cluster = RedisCluster::start();
+    accuracy(
+        &cluster.url(),
+        &|| {
+            (
+                cluster.command_calls("evalsha"),
+                cluster.command_calls("get"),
+            )
+        },
+        &|| cluster.reset_stats(),
+    );
+}
+
+#[test]
+fn a_key_revoked_on_one_instance_is_refused_by_the_others_within_a_second() {
+    let redis = RedisServer::start();
+    let origin = start_origin();
+    let gates = gates(&origin, &redis.url(), 3);
+    gates[0].create_account("acme", "fast");
+    let (id, token) = gates[0].create_key("acme", "k");
+    // Instances B and C have the key cached.
+    for g in &gates {
+        assert_eq!(g.get_with("/api/markets", &token).status, 200);
+    }
+    let r = gates[0].admin("DELETE", &format!("/v1/keys/{id}"), None);
+    assert_eq!(r.status, 200);
+    let revoked_at = Instant::now();
+    for g in &gates[1..] {
+        eventually(Duration::from_secs(1), || {
+            (g.get_with("/api/markets", &token).status == 401).then_some(())
+        });
+    }
+    let took = revoked_at.elapsed();
+    assert!(took < Duration::from_secs(1), "propagation took {took:?}");
+    // A key created on A works at once on B and C.
+    let (_, fresh) = gates[0].create_key("acme", "k2");
+    for g in &gates[1..] {
+        assert_eq!(g.get_with("/api/markets", &fresh).status, 200);
+    }
+    // Unknown keys are negatively cached: a garbage flood is not a Redis flood.
+    let garbage = format!("tg_{}", "x".repeat(43));
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..50 {
+        assert_eq!(gates[1].get_with("/api/markets", &garbage).status, 401);
+    }
+    assert!(
+        redis.command_calls("get") <= 2,
+        "unknown keys must be negatively cached"
+    );
+}
+
+#[test]
+fn redis_outage_fail_open_keeps_answering_fail_closed_answers_503_and_both_recover() {
+    let mut redis = RedisServer::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+    ]);
+    let origin = start_origin();
+    let gate = start_gate(GateOpts::new(&fixture("shared.toml"), &origin.addr).redis(&redis.url()));
+    gate.create_account("acme", "fast");
+    let (_, token) = gate.create_key("acme", "k");
+    assert_eq!(gate.get_with("/api/markets", &token).status, 200);
+    let unknown = format!("tg_{}", "u".repeat(43));
+
+    redis.kill();
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut seen = std::collections::BTreeMap::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        for (path, token) in [
+            ("/api/markets", Some(token.as_str())),
+            ("/api/markets", None),
+            ("/api/klines?limit=1", Some(token.as_str())),
+            ("/api/klines?limit=1", None),
+        ] {
+            let t = Instant::now();
+            let r = match token {
+                Some(tok) => gate.get_with(path, tok),
+                None => gate.get(path, &[]),
+            };
+            slowest = slowest.max(t.elapsed());
+            assert_ne!(r.status, 500, "never a 500");
+            *seen.entry((path, token.is_some(), r.status)).or_insert(0) += 1;
+            if path.starts_with("/api/markets") {
+                assert_eq!(r.status, 200, "fail_open route keeps answering: {}", r.body);
+            } else {
+                assert_eq!(r.status, 503, "fail_closed route: {}", r.body);
+                assert_eq!(r.header("retry-after"), Some("1"));
+            }
+        }
+        // A key that was never seen cannot be vouched for: 503, not 401.
+        let r = gate.get_with("/api/markets", &unknown);
+        assert_eq!(r.status, 503);
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a request waited {slowest:?}"
+    );
+    let m = gate.metrics();
+    assert!(
+        m.contains("tollgate_degraded_decisions_total{outcome=\"cached_key\",route=\"open\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tollgate_degraded_decisions_total{outcome=\"fail_closed\",route=\"closed\"}")
+    );
+    assert!(m.contains("tollgate_redis_errors_total"));
+
+    redis.restart();
+    eventually(Duration::from_secs(10), || {
+        (gate.get_with("/api/klines?limit=1", &token).status == 200).then_some(())
+    });
+    assert_eq!(gate.get("/api/klines?limit=1", &[]).status, 200);
+    assert_eq!(gate.get_with("/api/markets", &token).status, 200);
+    assert!(gate.metrics().contains("tollgate_redis_breaker_open 0"));
+    let _ = seen;
+}
+
+#[test]
+fn script_flush_mid_run_fails_no_request() {
+    let redis = RedisServer::start();
+    let origin = start_origin();
+    let gate = start_gate(GateOpts::new(&fixture("shared.toml"), &origin.addr).redis(&redis.url()));
+    gate.create_account("acme", "fast");
+    let (_, token) = gate.create_key("acme", "k");
+    for i in 0..200 {
+        if i == 100 {
+            assert_eq!(redis.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
+        }
+        let r = gate.get_with("/api/klines?limit=1", &token);
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    assert!(
+        redis.command_calls("script|load") >= 1,
+        "the script was loaded again"
+    );
+}
+
+#[test]
+fn acl_user_and_password_in_the_url() {
+    let redis = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "tollgate",
+        "on",
+        ">s3cret-pass",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    let origin = start_origin();
+    let url = format!("redis://tollgate:s3cret-pass@127.0.0.1:{}", redis.port);
+    let gate = start_gate(GateOpts::new(&fixture("shared.toml"), &origin.addr).redis(&url));
+    gate.create_account("acme", "fast");
+    let (_, token) = gate.create_key("acme", "k");
+    assert_eq!(gate.get_with("/api/klines?limit=1", &token).status, 200);
+    assert!(
+        !gate.log().contains("s3cret-pass"),
+        "the Redis password was logged"
+    );
+    let r = gate.admin("GET", "/v1/accounts/acme", None);
+    assert_eq!(r.json()["plan"], json!("fast"));
+}
