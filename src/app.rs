@@ -31,6 +31,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     let config = Arc::new(config);
     let conf = ServerConf {
         threads: config.server.threads,
+        work_stealing: false,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.as_secs().max(1)),
         ..ServerConf::default()

@@ -23,6 +23,14 @@ impl Alphabet {
         }
     }
 
+    /// Whether `b` belongs to the alphabet.
+    pub fn contains(self, b: u8) -> bool {
+        match self {
+            Alphabet::Base62 => b.is_ascii_alphanumeric(),
+            Alphabet::Base64Url => b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+        }
+    }
+
     /// Parses `base62` / `base64url`.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
@@ -72,7 +80,7 @@ impl KeyFormat {
         let Some(rest) = token.strip_prefix(&self.prefix) else {
             return false;
         };
-        rest.len() == self.random_length && rest.bytes().all(|b| self.alphabet.chars().contains(&b))
+        rest.len() == self.random_length && rest.bytes().all(|b| self.alphabet.contains(b))
     }
 
     /// The `keyPrefix` shown in listings and logs.
