@@ -5,6 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 use tollgate::auth::credential::{extract, CredentialPolicy};
 use tollgate::auth::keys::{KeyFormat, KeyHash};
+use tollgate::metering::credits::CreditCharge;
 use tollgate::metering::{gcra, Admission};
 use tollgate::routing::normalize;
 use tollgate::store::memory::MemoryStore;
@@ -62,12 +63,25 @@ fn benches(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let store = MemoryStore::new();
     let admission = Admission {
+        owner: "a:bench".into(),
         bucket: "key:bench".into(),
         interval_us: 1,
         burst: u32::MAX,
+        credits: None,
+    };
+    let charged = Admission {
+        credits: Some(CreditCharge {
+            cost: 1,
+            budget: u64::MAX / 4,
+            refill_ms: Some(3_600_000),
+        }),
+        ..admission.clone()
     };
     c.bench_function("memory_admit", |b| {
         b.iter(|| rt.block_on(store.admit(black_box(&admission))))
+    });
+    c.bench_function("memory_admit_with_credits", |b| {
+        b.iter(|| rt.block_on(store.admit(black_box(&charged))))
     });
 }
 

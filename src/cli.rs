@@ -77,9 +77,19 @@ pub enum AccountsCommand {
         account: String,
         #[arg(long)]
         plan: String,
+        /// Starting credits, for plans with a per-account balance.
+        #[arg(long)]
+        credits: Option<i64>,
     },
-    /// Show an account.
+    /// Show an account and its credit balance.
     Show { account: String },
+    /// Change an account's credit balance.
+    Credits {
+        account: String,
+        /// Credits to add (negative to remove).
+        #[arg(long, allow_hyphen_values = true)]
+        add: i64,
+    },
 }
 
 /// `tollgate keys ...`
@@ -168,11 +178,22 @@ pub fn admin_call(cmd: &Command) -> Option<(&AdminArgs, reqwest::Method, String,
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
     match cmd {
         Command::Accounts { admin, command } => Some(match command {
-            AccountsCommand::Create { account, plan } => (
+            AccountsCommand::Create {
+                account,
+                plan,
+                credits,
+            } => {
+                let mut body = json!({"id": account, "plan": plan});
+                if let Some(c) = credits {
+                    body["credits"] = json!(c);
+                }
+                (admin, Method::POST, "/v1/accounts".into(), Some(body))
+            }
+            AccountsCommand::Credits { account, add } => (
                 admin,
                 Method::POST,
-                "/v1/accounts".into(),
-                Some(json!({"id": account, "plan": plan})),
+                format!("/v1/accounts/{}/credits", enc(account)),
+                Some(json!({"add": add})),
             ),
             AccountsCommand::Show { account } => (
                 admin,

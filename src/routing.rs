@@ -39,6 +39,16 @@ pub struct NormalPath {
     pub query: Option<String>,
 }
 
+impl NormalPath {
+    /// The canonical path with the query, as sent upstream.
+    pub fn upstream_target(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{}", self.canonical, q),
+            None => self.canonical.clone(),
+        }
+    }
+}
+
 /// Characters escaped when a decoded segment is written back into a path.
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -251,6 +261,10 @@ pub struct Route {
     pub methods: Vec<Method>,
     pub access: Access,
     pub origin: String,
+    /// Credits one call costs.
+    pub cost: u64,
+    /// Plans allowed here; empty: every plan.
+    pub plans: Vec<String>,
     pub on_store_failure: StoreFailure,
 }
 
@@ -371,6 +385,8 @@ mod tests {
             methods,
             access,
             origin: "o".into(),
+            cost: 1,
+            plans: Vec::new(),
             on_store_failure: StoreFailure::FailClosed,
         };
         let t = RouteTable::new(vec![

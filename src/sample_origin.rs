@@ -206,6 +206,16 @@ impl SampleOrigin {
                     json!({"data": items, "nextCursor": (start + limit).to_string()}),
                 )
             }
+            ("GET", ["api", "v1", "sec", "filings"]) => {
+                let limit = match limit_of(&params, 10, 100) {
+                    Ok(l) => l,
+                    Err(e) => return e,
+                };
+                let items: Vec<Value> = (0..limit)
+                    .map(|i| json!({"id": i, "form": if i % 2 == 0 { "10-K" } else { "8-K" }, "company": format!("Company {i}")}))
+                    .collect();
+                (200, json!({"data": items}))
+            }
             ("GET", ["api", "1", "market", "data"]) => {
                 let asset = param(&params, "asset").unwrap_or("bitcoin");
                 (

@@ -13,6 +13,46 @@ use std::process::{Command, Output};
 /// Each fixture is otherwise valid, so exactly this one problem is reported.
 const BAD: &[(&str, &str)] = &[
     (
+        "route_cost_above_every_budget.toml",
+        "routes[0].cost: 500 is above every plan's credit budget (largest: 100); no call could ever be paid",
+    ),
+    (
+        "shared_plan_per_account_credits.toml",
+        "plans.demo.credits.pool: a shared plan pools its callers, so its credits cannot be per account: use pool = \"plan\"",
+    ),
+    (
+        "pooled_credits_not_shared.toml",
+        "plans.team.credits.pool: a pooled balance belongs to a shared plan (set shared = true)",
+    ),
+    (
+        "pooled_credits_without_refill.toml",
+        "plans.demo.credits.refill: a pooled balance needs a refill period (nobody can top it up)",
+    ),
+    (
+        "anonymous_plan_with_credits.toml",
+        "anonymous.plan: plan \"anon\" meters credits, but anonymous callers have no account to charge",
+    ),
+    (
+        "route_plan_undefined.toml",
+        "routes[0].plans[0]: plan \"gold\" is not defined",
+    ),
+    (
+        "public_key_plan_undefined.toml",
+        "keys.public[0].plan: plan \"demo\" is not defined (defined: free)",
+    ),
+    (
+        "plan_max_results_zero.toml",
+        "plans.free.max_results: must be at least 1 (omit it for no cap)",
+    ),
+    (
+        "route_bad_store_failure.toml",
+        "routes[0].on_store_failure: \"fail_sometimes\" is not fail_open or fail_closed",
+    ),
+    (
+        "redis_url_bad_scheme.toml",
+        "store.redis_url: \"http://127.0.0.1:6379\" must start with redis:// or rediss://",
+    ),
+    (
         "unknown_top_level_key.toml",
         "bogus: unknown field `bogus`, expected one of `server`, `admin`",
     ),

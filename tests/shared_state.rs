@@ -17,8 +17,8 @@ fn gates(origin: &Origin, redis_url: &str, n: usize) -> Vec<Gate> {
 }
 
 /// Fires `total` requests with `token` round-robin over `gates` from 24
-/// threads; returns how many were admitted.
-fn hammer(gates: &[Gate], token: &str, total: usize) -> usize {
+/// threads; returns how many were admitted. Refusals must be `refused`.
+fn hammer_expecting(gates: &[Gate], token: &str, total: usize, refused: u16) -> usize {
     let next = AtomicUsize::new(0);
     let admitted = AtomicUsize::new(0);
     let other = AtomicUsize::new(0);
@@ -32,7 +32,7 @@ fn hammer(gates: &[Gate], token: &str, total: usize) -> usize {
                 let r = gates[i % gates.len()].get_with("/api/klines?limit=1", token);
                 match r.status {
                     200 => admitted.fetch_add(1, Ordering::Relaxed),
-                    429 => 0,
+                    s if s == refused => 0,
                     _ => other.fetch_add(1, Ordering::Relaxed),
                 };
             });
@@ -41,9 +41,48 @@ fn hammer(gates: &[Gate], token: &str, total: usize) -> usize {
     assert_eq!(
         other.load(Ordering::Relaxed),
         0,
-        "only 200 and 429 are expected"
+        "only 200 and {refused} are expected"
     );
     admitted.load(Ordering::Relaxed)
+}
+
+fn hammer(gates: &[Gate], token: &str, total: usize) -> usize {
+    hammer_expecting(gates, token, total, 429)
+}
+
+fn credits_are_exact(redis_url: &str) {
+    let origin = start_origin();
+    let gates = gates(&origin, redis_url, 3);
+    for (account, credits, total) in [("fifty", 50, 1000), ("one", 1, 200)] {
+        let r = gates[0].admin(
+            "POST",
+            "/v1/accounts",
+            Some(json!({"id": account, "plan": "prepaid", "credits": credits})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        let (_, token) = gates[0].create_key(account, "k");
+        let admitted = hammer_expecting(&gates, &token, total, 402);
+        eprintln!("{account}: {admitted} of {total} admitted with {credits} credits");
+        assert_eq!(admitted, credits as usize, "exactly the balance is spent");
+        for g in &gates {
+            let shown = g
+                .admin("GET", &format!("/v1/accounts/{account}"), None)
+                .json();
+            assert_eq!(shown["credits"], 0, "the balance ends at 0, never below");
+        }
+    }
+}
+
+#[test]
+fn credits_are_exact_across_three_instances_on_one_redis() {
+    let redis = RedisServer::start();
+    credits_are_exact(&redis.url());
+}
+
+#[test]
+fn credits_are_exact_across_three_instances_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    credits_are_exact(&cluster.url());
 }
 
 fn accuracy(redis_url: &str, stats: &dyn Fn() -> (u64, u64), reset: &dyn Fn()) {

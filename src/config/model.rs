@@ -7,7 +7,7 @@ use crate::auth::keys::KeyFormat;
 use crate::metering::Plan;
 use crate::reply::ErrorTemplate;
 use crate::routing::RouteTable;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,36 @@ pub struct Config {
     pub origins: BTreeMap<String, OriginSettings>,
     pub routes: RouteTable,
     pub trial: Option<TrialSettings>,
+    /// Keys whose plaintext is public, by plaintext.
+    pub public_keys: HashMap<String, PublicKey>,
+    pub self_service: Option<SelfServiceSettings>,
+    pub query: QueryPolicy,
+}
+
+/// A key declared in config whose plaintext is public (a demo key).
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// Stable id derived from the plaintext's hash.
+    pub id: uuid::Uuid,
+    pub account: String,
+    pub plan: Arc<Plan>,
+    pub name: String,
+}
+
+/// Account-facing key management.
+#[derive(Debug, Clone)]
+pub struct SelfServiceSettings {
+    pub path: String,
+    /// `None`: responses are not wrapped.
+    pub envelope: Option<String>,
+    pub key_field: String,
+}
+
+/// The query parameters plan policies look at.
+#[derive(Debug, Clone)]
+pub struct QueryPolicy {
+    pub limit_param: String,
+    pub pagination_params: Vec<String>,
 }
 
 /// `[server]`

@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub trial: Option<TrialSection>,
+    #[serde(default)]
+    pub self_service: Option<SelfServiceSection>,
+    #[serde(default)]
+    pub query: QuerySection,
 }
 
 /// `[server]`
@@ -220,6 +224,70 @@ pub struct KeysSection {
     /// Characters of the key shown as `keyPrefix`.
     #[serde(default = "default_display")]
     pub display_prefix: usize,
+    /// Keys whose plaintext is public (a demo key), declared here, not stored.
+    #[serde(default)]
+    pub public: Vec<PublicKeySection>,
+}
+
+/// `[[keys.public]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeySection {
+    pub token: String,
+    /// The account it authenticates as.
+    pub account: String,
+    pub plan: String,
+    #[serde(default = "default_public_name")]
+    pub name: String,
+}
+
+fn default_public_name() -> String {
+    "public".into()
+}
+
+/// `[self_service]`: account-facing key management, authenticated by a valid key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfServiceSection {
+    /// `POST` creates, `GET` lists, `DELETE <path>/<id>` revokes.
+    pub path: String,
+    /// Wrap responses in `{"<envelope>": ...}`; empty: no envelope.
+    #[serde(default)]
+    pub envelope: String,
+    /// Name of the field carrying the new key's plaintext.
+    #[serde(default = "default_key_field")]
+    pub key_field: String,
+}
+
+fn default_key_field() -> String {
+    "apiKey".into()
+}
+
+/// `[query]`: the parameters plan policies look at.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    #[serde(default = "default_limit_param")]
+    pub limit_param: String,
+    #[serde(default = "default_pagination_params")]
+    pub pagination_params: Vec<String>,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        Self {
+            limit_param: default_limit_param(),
+            pagination_params: default_pagination_params(),
+        }
+    }
+}
+
+fn default_limit_param() -> String {
+    "limit".into()
+}
+
+fn default_pagination_params() -> Vec<String> {
+    vec!["cursor".into(), "offset".into(), "page".into()]
 }
 
 impl Default for KeysSection {
@@ -229,6 +297,7 @@ impl Default for KeysSection {
             random_length: default_key_len(),
             alphabet: default_alphabet(),
             display_prefix: default_display(),
+            public: Vec::new(),
         }
     }
 }
@@ -279,6 +348,42 @@ pub struct PlanSection {
     /// Active (not revoked, not expired) keys an account may hold.
     #[serde(default)]
     pub max_active_keys: Option<u32>,
+    /// A credit budget; without it, credits are not metered for this plan.
+    #[serde(default)]
+    pub credits: Option<CreditsSection>,
+    /// Largest `limit` a request may ask for; above it is a 400 (never trimmed).
+    #[serde(default)]
+    pub max_results: Option<u32>,
+    /// Whether pagination parameters are allowed.
+    #[serde(default = "yes")]
+    pub pagination: bool,
+    /// Whether keys of this plan may manage keys over the API.
+    #[serde(default = "yes")]
+    pub key_management: bool,
+    /// Whether keys of this plan may set `expiresAt` on keys they create.
+    #[serde(default = "yes")]
+    pub custom_expiry: bool,
+    /// One bucket and one credit pool for every caller of the plan (a public demo key).
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// `[plans.NAME.credits]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsSection {
+    /// Credits per refill period; with no period, the starting balance is set by the operator.
+    pub budget: u64,
+    /// The balance is reset to `budget` at the start of every period (aligned to the epoch).
+    #[serde(default)]
+    pub refill: Option<String>,
+    /// `account` (each account its own balance) or `plan` (one pooled balance).
+    #[serde(default = "default_pool")]
+    pub pool: String,
+}
+
+fn default_pool() -> String {
+    "account".into()
 }
 
 fn default_window() -> String {
@@ -347,10 +452,20 @@ pub struct RouteSection {
     /// `public`, `anonymous` or `key`.
     pub access: String,
     pub origin: String,
+    /// Credits a call costs (0 allowed).
+    #[serde(default = "default_cost")]
+    pub cost: u64,
+    /// Plans allowed on this route; empty: every plan.
+    #[serde(default)]
+    pub plans: Vec<String>,
     /// `fail_closed` (503 while the store is unreachable) or `fail_open`
     /// (decide with a local limiter and cached key records).
     #[serde(default = "default_store_failure")]
     pub on_store_failure: String,
+}
+
+fn default_cost() -> u64 {
+    1
 }
 
 fn default_store_failure() -> String {

@@ -7,13 +7,15 @@ use super::schema::*;
 use super::ConfigIssue;
 use crate::auth::client_ip::ClientIpPolicy;
 use crate::auth::credential::CredentialPolicy;
+use crate::auth::keys::KeyHash;
 use crate::auth::keys::{Alphabet, KeyFormat};
+use crate::metering::plan::{CreditPolicy, CreditPool};
 use crate::metering::Plan;
 use crate::reply::{ErrorKind, ErrorTemplate};
 use crate::routing::{Access, Pattern, Route, RouteTable, StoreFailure};
 use http::{HeaderName, Method};
 use ipnet::IpNet;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,12 +268,117 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             methods,
             access,
             origin: r.origin.clone(),
+            cost: r.cost,
+            plans: r.plans.clone(),
             on_store_failure,
         });
+        for (j, plan) in r.plans.iter().enumerate() {
+            if !file.plans.contains_key(plan) {
+                is.add(
+                    format!("{key}.plans[{j}]"),
+                    format!("plan {plan:?} is not defined"),
+                );
+            }
+        }
     }
     if routes.is_empty() {
         is.add("routes", "define at least one route");
     }
+    let largest_budget = plans
+        .values()
+        .filter_map(|p| p.credits.as_ref().map(|c| c.budget))
+        .max();
+    if let Some(largest) = largest_budget {
+        for (i, r) in routes.iter().enumerate() {
+            if r.access != Access::Public && r.cost > largest {
+                is.add(
+                    format!("routes[{i}].cost"),
+                    format!("{} is above every plan's credit budget (largest: {largest}); no call could ever be paid", r.cost),
+                );
+            }
+        }
+    }
+    if let Some(plan) = &anonymous_plan {
+        if plan.credits.is_some() {
+            is.add(
+                "anonymous.plan",
+                format!(
+                    "plan {:?} meters credits, but anonymous callers have no account to charge",
+                    plan.name
+                ),
+            );
+        }
+    }
+
+    let mut public_keys = HashMap::new();
+    for (i, k) in file.keys.public.iter().enumerate() {
+        let key = format!("keys.public[{i}]");
+        if k.token.len() < 4 || !k.token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            is.add(
+                format!("{key}.token"),
+                "must be at least 4 visible ASCII characters",
+            );
+        }
+        if k.account.is_empty()
+            || k.account.len() > 64
+            || !k
+                .account
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            is.add(
+                format!("{key}.account"),
+                "must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+            );
+        }
+        let Some(plan) = find_plan(&mut is, &format!("{key}.plan"), &k.plan) else {
+            continue;
+        };
+        if public_keys.contains_key(&k.token) {
+            is.add(format!("{key}.token"), "is declared twice");
+        }
+        let digest = KeyHash::of(&k.token).0;
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        public_keys.insert(
+            k.token.clone(),
+            PublicKey {
+                id: uuid::Builder::from_random_bytes(bytes).into_uuid(),
+                account: k.account.clone(),
+                plan,
+                name: k.name.clone(),
+            },
+        );
+    }
+
+    let self_service = file.self_service.as_ref().map(|s| {
+        if !s.path.starts_with('/') || s.path.ends_with('/') || s.path.contains(['{', '*', '?']) {
+            is.add(
+                "self_service.path",
+                "must be a literal path starting with '/' and not ending with '/'",
+            );
+        }
+        if s.key_field.trim().is_empty() {
+            is.add("self_service.key_field", "must not be empty");
+        }
+        SelfServiceSettings {
+            path: s.path.clone(),
+            envelope: (!s.envelope.is_empty()).then(|| s.envelope.clone()),
+            key_field: s.key_field.clone(),
+        }
+    });
+    if file.query.limit_param.is_empty() {
+        is.add("query.limit_param", "must not be empty");
+    }
+    let query = QueryPolicy {
+        limit_param: file.query.limit_param.to_ascii_lowercase(),
+        pagination_params: file
+            .query
+            .pagination_params
+            .iter()
+            .map(|p| p.to_ascii_lowercase())
+            .collect(),
+    };
 
     let trial = file.trial.as_ref().and_then(|t| {
         if !t.path.starts_with('/') {
@@ -306,13 +413,12 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             path: t.path.clone(),
             plan: plan?,
             ttl,
-            issuance: Arc::new(Plan {
-                name: "trial-issuance".into(),
-                rate: t.issue_rate.max(1),
+            issuance: Arc::new(Plan::simple(
+                "trial-issuance",
+                t.issue_rate.max(1),
                 window,
-                burst: t.issue_rate.max(1),
-                max_active_keys: None,
-            }),
+                t.issue_rate.max(1),
+            )),
             verification: verification.filter(|v| !v.secret.is_empty()),
         })
     });
@@ -334,6 +440,9 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         origins,
         routes: RouteTable::new(routes),
         trial,
+        public_keys,
+        self_service,
+        query,
     })
 }
 
@@ -472,12 +581,60 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
             "must be at least 1 (omit it for no cap)",
         );
     }
+    let credits = p.credits.as_ref().map(|c| {
+        if c.budget == 0 {
+            is.add(format!("{key}.credits.budget"), "must be at least 1");
+        }
+        let pool = match c.pool.as_str() {
+            "account" => CreditPool::Account,
+            "plan" => CreditPool::Plan,
+            other => {
+                is.add(format!("{key}.credits.pool"), format!("{other:?} is not account or plan"));
+                CreditPool::Account
+            }
+        };
+        if p.shared && pool == CreditPool::Account {
+            is.add(
+                format!("{key}.credits.pool"),
+                "a shared plan pools its callers, so its credits cannot be per account: use pool = \"plan\"",
+            );
+        }
+        if pool == CreditPool::Plan && !p.shared {
+            is.add(
+                format!("{key}.credits.pool"),
+                "a pooled balance belongs to a shared plan (set shared = true), whose callers share one bucket too",
+            );
+        }
+        if pool == CreditPool::Plan && c.refill.is_none() {
+            is.add(
+                format!("{key}.credits.refill"),
+                "a pooled balance needs a refill period (nobody can top it up)",
+            );
+        }
+        CreditPolicy {
+            budget: c.budget,
+            refill: c.refill.as_deref().map(|r| is.duration(&format!("{key}.credits.refill"), r)),
+            pool,
+        }
+    });
+    if p.max_results == Some(0) {
+        is.add(
+            format!("{key}.max_results"),
+            "must be at least 1 (omit it for no cap)",
+        );
+    }
     Plan {
         name: name.to_string(),
         rate: p.rate.max(1),
         window,
         burst: burst.max(1),
         max_active_keys: p.max_active_keys,
+        credits,
+        max_results: p.max_results,
+        pagination: p.pagination,
+        key_management: p.key_management,
+        custom_expiry: p.custom_expiry,
+        shared: p.shared,
     }
 }
 

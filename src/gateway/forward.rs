@@ -13,11 +13,8 @@ pub const OWN_PREFIX: &str = "x-tollgate-";
 /// Rewrites `req` in place for the origin.
 pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     if let Some(path) = &ctx.path {
-        let target = match &path.query {
-            Some(q) => format!("{}?{}", path.canonical, q),
-            None => path.canonical.clone(),
-        };
-        let uri = target
+        let uri = path
+            .upstream_target()
             .parse::<http::Uri>()
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
         req.set_uri(uri);

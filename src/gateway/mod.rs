@@ -1,9 +1,12 @@
 //! The proxy: shared state and the Pingora `ProxyHttp` hooks, which only
 //! delegate to the pipeline, the forwarding rules and the response writer.
 
+mod admission;
 pub mod context;
 mod forward;
 pub mod pipeline;
+pub mod policy;
+mod principal;
 pub mod writer;
 
 use crate::config::Config;

@@ -5,8 +5,9 @@
 //! | method | path | does |
 //! |---|---|---|
 //! | GET | /healthz | liveness, no token needed |
-//! | POST | /v1/accounts | create `{id, plan}` |
-//! | GET | /v1/accounts/{id} | show |
+//! | POST | /v1/accounts | create `{id, plan, credits?}` |
+//! | GET | /v1/accounts/{id} | show, with the credit balance |
+//! | POST | /v1/accounts/{id}/credits | `{add: N}`: change the balance |
 //! | POST | /v1/keys | create `{account, name, expiresAt?}`; the only response with the plaintext |
 //! | GET | /v1/keys?account=ID | list an account's keys |
 //! | GET | /v1/keys/{id} | show one key |
@@ -16,6 +17,9 @@
 use super::body;
 use super::keys::NewKey;
 use crate::gateway::Gateway;
+use crate::metering::credits::CreditCharge;
+use crate::metering::plan::CreditPool;
+use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::store::{Account, KeyKind, DAILY_DAYS};
 use async_trait::async_trait;
@@ -38,6 +42,32 @@ pub struct AdminApi(pub Arc<Gateway>);
 struct CreateAccount {
     id: String,
     plan: String,
+    /// Starting credits (added to the balance).
+    #[serde(default)]
+    credits: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCredits {
+    add: i64,
+}
+
+/// Where an account's credits live under its plan: `(owner, policy)`.
+fn credit_owner(account: &Account, plan: &Plan) -> Option<(String, CreditCharge, CreditPool)> {
+    let c = plan.credits.as_ref()?;
+    let owner = match c.pool {
+        CreditPool::Account => format!("a:{}", account.id),
+        CreditPool::Plan => format!("p:{}", plan.name),
+    };
+    let charge = CreditCharge {
+        cost: 0,
+        budget: c.budget,
+        refill_ms: c
+            .refill
+            .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
+    };
+    Some((owner, charge, c.pool))
 }
 
 #[derive(Deserialize)]
@@ -156,6 +186,37 @@ impl AdminApi {
                         ),
                     ));
                 }
+                let plan = gw.config.plans.get(&body.plan).cloned();
+                let credit_target = plan.as_ref().and_then(|p| {
+                    credit_owner(
+                        &Account {
+                            id: body.id.clone(),
+                            plan: body.plan.clone(),
+                            created_at: now,
+                        },
+                        p,
+                    )
+                });
+                if let Some(n) = body.credits {
+                    match &credit_target {
+                        None => {
+                            return Err(ApiError::detail(
+                                ErrorKind::BadRequest,
+                                format!("field credits: plan {:?} does not meter credits", body.plan),
+                            ))
+                        }
+                        Some((_, _, CreditPool::Plan)) => {
+                            return Err(ApiError::detail(
+                                ErrorKind::BadRequest,
+                                format!("field credits: plan {:?} draws from one pooled balance, not per account", body.plan),
+                            ))
+                        }
+                        Some(_) if n < 0 => {
+                            return Err(ApiError::detail(ErrorKind::BadRequest, "field credits: must not be negative"))
+                        }
+                        Some(_) => {}
+                    }
+                }
                 let account = gw
                     .store
                     .create_account(Account {
@@ -170,7 +231,50 @@ impl AdminApi {
                         }
                         other => unavailable(other),
                     })?;
-                Ok(Reply::json(201, &account.to_json()))
+                let mut view = account.to_json();
+                if let Some((owner, charge, _)) = credit_target {
+                    let balance = match body.credits {
+                        Some(n) if n > 0 => gw.store.add_credits(&owner, n, &charge).await,
+                        _ => gw.store.credit_balance(&owner, &charge).await,
+                    }
+                    .map_err(unavailable)?;
+                    view["credits"] = json!(balance);
+                }
+                Ok(Reply::json(201, &view))
+            }
+            (&Method::POST, ["v1", "accounts", id, "credits"]) => {
+                let body: AddCredits = body::parse(&self.read_body(session).await?)?;
+                let account = gw
+                    .store
+                    .account(id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| not_found("account"))?;
+                let plan = gw.config.plans.get(&account.plan).cloned().ok_or_else(|| {
+                    ApiError::detail(
+                        ErrorKind::Conflict,
+                        format!("plan {} is no longer configured", account.plan),
+                    )
+                })?;
+                let Some((owner, charge, _)) = credit_owner(&account, &plan) else {
+                    return Err(ApiError::detail(
+                        ErrorKind::BadRequest,
+                        format!("plan {:?} does not meter credits", account.plan),
+                    ));
+                };
+                let balance = gw
+                    .store
+                    .add_credits(&owner, body.add, &charge)
+                    .await
+                    .map_err(unavailable)?;
+                log::info!(
+                    "credits of {owner} changed by {}: balance {balance}",
+                    body.add
+                );
+                Ok(Reply::json(
+                    200,
+                    &json!({"account": account.id, "credits": balance}),
+                ))
             }
             (&Method::GET, ["v1", "accounts", id]) => {
                 let account = gw
@@ -182,11 +286,20 @@ impl AdminApi {
                 let keys = gw.store.list_keys(id).await.map_err(unavailable)?;
                 let mut view = account.to_json();
                 view["activeKeys"] = json!(keys.iter().filter(|k| k.is_active(now)).count());
-                view["maxActiveKeys"] = json!(gw
-                    .config
-                    .plans
-                    .get(&account.plan)
-                    .and_then(|p| p.max_active_keys));
+                let plan = gw.config.plans.get(&account.plan);
+                view["maxActiveKeys"] = json!(plan.and_then(|p| p.max_active_keys));
+                if let Some((owner, charge, pool)) = plan.and_then(|p| credit_owner(&account, p)) {
+                    let balance = gw
+                        .store
+                        .credit_balance(&owner, &charge)
+                        .await
+                        .map_err(unavailable)?;
+                    view["credits"] = json!(balance);
+                    view["creditPool"] = json!(match pool {
+                        CreditPool::Account => "account",
+                        CreditPool::Plan => "plan",
+                    });
+                }
                 Ok(Reply::json(200, &view))
             }
             (&Method::POST, ["v1", "keys"]) => {

@@ -79,6 +79,11 @@ impl Gateway {
                 ));
             }
         }
+        let plan_name = new
+            .account
+            .as_ref()
+            .map(|a| a.plan.clone())
+            .unwrap_or_default();
         let max_active = new
             .account
             .as_ref()
@@ -102,9 +107,10 @@ impl Gateway {
             .insert_key(record, max_active, now)
             .await
             .map_err(|e| match e {
-                StoreError::KeyLimit { max } => {
-                    ApiError::new(ErrorKind::KeyLimit).var("max", max.to_string())
-                }
+                StoreError::KeyLimit { max } => ApiError::new(ErrorKind::KeyLimit)
+                    .var("max", max.to_string())
+                    .var("plan", plan_name.clone())
+                    .details(json!({"maxActiveKeys": max, "plan": plan_name})),
                 other => {
                     log::warn!("key insert failed: {other}");
                     ApiError::detail(
@@ -119,6 +125,7 @@ impl Gateway {
             .with_label_values(&[match record.kind {
                 KeyKind::Standard => "standard",
                 KeyKind::Trial => "trial",
+                KeyKind::Public => "public",
             }])
             .inc();
         log::info!(

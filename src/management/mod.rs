@@ -4,4 +4,5 @@
 pub mod admin;
 pub mod body;
 pub mod keys;
+pub mod self_service;
 pub mod trial;

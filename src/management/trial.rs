@@ -74,7 +74,9 @@ impl Gateway {
         let headers = self
             .admit(
                 &trial.issuance,
-                format!("trial:{}", self.config.client_ip.bucket_key(ip)),
+                format!("ip:{}", self.config.client_ip.bucket_key(ip)),
+                "trial".into(),
+                0,
                 StoreFailure::FailClosed,
                 "trial",
             )

@@ -58,18 +58,14 @@ mod tests {
 
     #[test]
     fn denied_headers() {
-        let plan = Plan {
-            name: "anonymous".into(),
-            rate: 10,
-            window: Duration::from_secs(60),
-            burst: 10,
-            max_active_keys: None,
-        };
+        let plan = Plan::simple("anonymous", 10, Duration::from_secs(60), 10);
         let o = AdmitOutcome {
             verdict: Verdict::RateLimited,
             remaining: 0,
             retry_after: Duration::from_millis(5_500),
             reset_after: Duration::from_secs(60),
+            credits: None,
+            credits_refill_in: None,
         };
         let h = rate_limit_headers(&plan, &o);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());

@@ -1,5 +1,6 @@
 //! Metering: plans, GCRA token buckets, the admission decision and its headers.
 
+pub mod credits;
 pub mod gcra;
 pub mod headers;
 pub mod plan;
@@ -15,6 +16,8 @@ pub enum Verdict {
     Allowed,
     /// The token bucket was empty.
     RateLimited,
+    /// The credit balance was below the cost.
+    InsufficientCredits,
 }
 
 /// What one admission decided, with what the headers need.
@@ -27,15 +30,25 @@ pub struct AdmitOutcome {
     pub retry_after: Duration,
     /// Until the bucket is full again.
     pub reset_after: Duration,
+    /// The credit balance after this request (or as it stands, when refused).
+    pub credits: Option<i64>,
+    /// Until the credit balance refills, if it does.
+    pub credits_refill_in: Option<Duration>,
 }
 
-/// One admission: which bucket, at what rate.
+/// One admission: which bucket at what rate, and what it costs, all taken
+/// together or not at all.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    /// The bucket's store key, e.g. `ip:1.2.3.4` or `key:<uuid>`.
+    /// Who owns the state this touches (`a:<account>`, `p:<plan>`, `k:<key id>`,
+    /// `ip:<address>`): the Redis Cluster hash tag and the credit balance's owner.
+    pub owner: String,
+    /// The bucket within the owner, e.g. `key:<uuid>`, `ip`, `shared`.
     pub bucket: String,
     /// Microseconds between two tokens.
     pub interval_us: i64,
     /// Bucket capacity.
     pub burst: u32,
+    /// Credits to take from the owner's balance.
+    pub credits: Option<credits::CreditCharge>,
 }

@@ -7,6 +7,7 @@ use super::{
     UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
+use crate::metering::credits::{CreditCharge, CreditState};
 use crate::metering::{gcra, Admission, AdmitOutcome, Verdict};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -39,6 +40,7 @@ struct UsageData {
 pub struct MemoryStore {
     dir: RwLock<Directory>,
     buckets: DashMap<String, i64>,
+    credits: DashMap<String, CreditState>,
     usage: Mutex<HashMap<Uuid, UsageData>>,
     admissions: AtomicU64,
 }
@@ -80,6 +82,28 @@ impl AccountStore for MemoryStore {
 
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         Ok(self.dir.read().accounts.get(id).cloned())
+    }
+
+    async fn add_credits(
+        &self,
+        owner: &str,
+        delta: i64,
+        policy: &CreditCharge,
+    ) -> Result<i64, StoreError> {
+        let now_ms = now_us() / 1000;
+        let mut c = self
+            .credits
+            .entry(owner.to_string())
+            .or_insert_with(|| policy.current(None, now_ms));
+        *c = policy.current(Some(*c), now_ms);
+        c.balance = c.balance.saturating_add(delta);
+        Ok(c.balance)
+    }
+
+    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError> {
+        let now_ms = now_us() / 1000;
+        let state = self.credits.get(owner).map(|c| *c);
+        Ok(policy.current(state, now_ms).balance)
     }
 }
 
@@ -164,24 +188,51 @@ impl KeyStore for MemoryStore {
 impl Meter for MemoryStore {
     async fn admit(&self, a: &Admission) -> Result<AdmitOutcome, StoreError> {
         let now = now_us();
+        let now_ms = now / 1000;
         if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.buckets.retain(|_, tat| *tat > now);
         }
-        let mut entry = self.buckets.entry(a.bucket.clone()).or_insert(now);
+        // Lock order: bucket, then credits; both are held until the decision is written.
+        let mut entry = self
+            .buckets
+            .entry(format!("{}|{}", a.owner, a.bucket))
+            .or_insert(now);
         let step = gcra::step(now, Some(*entry), a.interval_us, a.burst, 1);
-        if step.allowed {
-            *entry = step.tat;
-        }
-        Ok(AdmitOutcome {
-            verdict: if step.allowed {
-                Verdict::Allowed
-            } else {
-                Verdict::RateLimited
-            },
+        let mut outcome = AdmitOutcome {
+            verdict: Verdict::Allowed,
             remaining: step.remaining,
             retry_after: micros(step.retry_after_us),
             reset_after: micros(step.reset_after_us),
-        })
+            credits: None,
+            credits_refill_in: None,
+        };
+        let mut credit_entry = None;
+        if let Some(charge) = &a.credits {
+            let mut c = self
+                .credits
+                .entry(a.owner.clone())
+                .or_insert_with(|| charge.current(None, now_ms));
+            *c = charge.current(Some(*c), now_ms);
+            outcome.credits = Some(c.balance);
+            outcome.credits_refill_in = charge
+                .refill_in_ms(now_ms)
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+            credit_entry = Some(c);
+        }
+        if !step.allowed {
+            outcome.verdict = Verdict::RateLimited;
+            return Ok(outcome);
+        }
+        if let (Some(charge), Some(c)) = (&a.credits, credit_entry.as_mut()) {
+            if c.balance < charge.cost_i64() {
+                outcome.verdict = Verdict::InsufficientCredits;
+                return Ok(outcome);
+            }
+            c.balance -= charge.cost_i64();
+            outcome.credits = Some(c.balance);
+        }
+        *entry = step.tat;
+        Ok(outcome)
     }
 }
 

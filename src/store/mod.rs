@@ -8,6 +8,7 @@ pub mod types;
 pub use types::*;
 
 use crate::auth::keys::KeyHash;
+use crate::metering::credits::CreditCharge;
 use crate::metering::{Admission, AdmitOutcome};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,6 +35,16 @@ pub trait AccountStore: Send + Sync {
     async fn create_account(&self, account: Account) -> Result<Account, StoreError>;
     /// One account.
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    /// Adds `delta` credits (negative removes) to an owner's balance under the
+    /// plan's policy; returns the new balance.
+    async fn add_credits(
+        &self,
+        owner: &str,
+        delta: i64,
+        policy: &CreditCharge,
+    ) -> Result<i64, StoreError>;
+    /// An owner's balance now (a stale refill window counts as refilled).
+    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError>;
 }
 
 /// Keys: stored only as sha256.

@@ -39,6 +39,8 @@ pub enum KeyKind {
     Standard,
     /// Issued by the public trial endpoint, with no account.
     Trial,
+    /// Declared in config with a public plaintext (a demo key); never stored.
+    Public,
 }
 
 /// A long-lived key, without its secret.

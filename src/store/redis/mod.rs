@@ -30,6 +30,7 @@ use super::{
 };
 use crate::auth::keys::KeyHash;
 use crate::config::RedisSettings;
+use crate::metering::credits::CreditCharge;
 use crate::metering::{Admission, AdmitOutcome, Verdict};
 use crate::metrics::metrics;
 use async_trait::async_trait;
@@ -59,6 +60,7 @@ pub struct RedisStore {
     pub cache: AuthCache,
     admit_script: Script,
     insert_key_script: Script,
+    credits_script: Script,
 }
 
 /// A key record as kept in an account's key hash.
@@ -101,14 +103,15 @@ fn usage_key(id: Uuid, part: &str) -> String {
     format!("tg:{{k:{id}}}:u:{part}")
 }
 
-/// The bucket key: the bucket's own tag keeps it in one slot with the state
-/// that later joins the same script (credits, request limits).
-pub fn bucket_key(bucket: &str) -> String {
-    let tag = bucket
-        .split_once(':')
-        .map(|(_, rest)| rest)
-        .unwrap_or(bucket);
-    format!("tg:{{{tag}}}:b:{bucket}")
+/// A bucket key, tagged by its owner so that it shares a Cluster slot with the
+/// owner's credit balance (and anything else one admission touches).
+pub fn bucket_key(owner: &str, bucket: &str) -> String {
+    format!("tg:{{{owner}}}:b:{bucket}")
+}
+
+/// An owner's credit balance.
+pub fn credits_key(owner: &str) -> String {
+    format!("tg:{{{owner}}}:credits")
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -133,6 +136,7 @@ impl RedisStore {
             conn: OnceLock::new(),
             admit_script: Script::new(include_str!("admit.lua")),
             insert_key_script: Script::new(include_str!("insert_key.lua")),
+            credits_script: Script::new(include_str!("credits.lua")),
         }
     }
 
@@ -299,6 +303,27 @@ impl AccountStore for RedisStore {
             .await?;
         raw.map(|r| decode(&r)).transpose()
     }
+
+    async fn add_credits(
+        &self,
+        owner: &str,
+        delta: i64,
+        policy: &CreditCharge,
+    ) -> Result<i64, StoreError> {
+        let mut c = self.conn()?;
+        let mut inv = self.credits_script.key(credits_key(owner));
+        inv.arg(delta)
+            .arg(policy.budget)
+            .arg(policy.refill_ms.unwrap_or(0));
+        self.call("credits", ADMIN_TIMEOUT, async move {
+            inv.invoke_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError> {
+        self.add_credits(owner, 0, policy).await
+    }
 }
 
 #[async_trait]
@@ -414,23 +439,43 @@ impl KeyStore for RedisStore {
 impl Meter for RedisStore {
     async fn admit(&self, a: &Admission) -> Result<AdmitOutcome, StoreError> {
         let mut c = self.conn()?;
-        let mut inv = self.admit_script.key(bucket_key(&a.bucket));
-        inv.arg(a.interval_us).arg(a.burst);
-        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = self
+        let mut inv = self.admit_script.key(bucket_key(&a.owner, &a.bucket));
+        inv.key(credits_key(&a.owner))
+            .arg(a.interval_us)
+            .arg(a.burst);
+        match &a.credits {
+            Some(ch) => inv
+                .arg(1)
+                .arg(ch.cost)
+                .arg(ch.budget)
+                .arg(ch.refill_ms.unwrap_or(0)),
+            None => inv.arg(0).arg(0).arg(0).arg(0),
+        };
+        let (code, remaining, retry_us, reset_us, balance, refill_ms): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = self
             .call("admit", self.settings.timeout, async move {
                 inv.invoke_async(&mut c).await
             })
             .await?;
         let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
         Ok(AdmitOutcome {
-            verdict: if allowed == 1 {
-                Verdict::Allowed
-            } else {
-                Verdict::RateLimited
+            verdict: match code {
+                1 => Verdict::Allowed,
+                2 => Verdict::InsufficientCredits,
+                _ => Verdict::RateLimited,
             },
             remaining: u32::try_from(remaining).unwrap_or(0),
             retry_after: us(retry_us),
             reset_after: us(reset_us),
+            credits: a.credits.is_some().then_some(balance),
+            credits_refill_in: (refill_ms >= 0 && a.credits.is_some())
+                .then(|| Duration::from_millis(u64::try_from(refill_ms).unwrap_or(0))),
         })
     }
 }
@@ -530,7 +575,8 @@ mod tests {
 
     #[test]
     fn bucket_keys_share_the_tag_of_their_owner() {
-        assert_eq!(bucket_key("ip:1.2.3.4"), "tg:{1.2.3.4}:b:ip:1.2.3.4");
-        assert_eq!(bucket_key("key:abc"), "tg:{abc}:b:key:abc");
+        assert_eq!(bucket_key("ip:1.2.3.4", "ip"), "tg:{ip:1.2.3.4}:b:ip");
+        assert_eq!(bucket_key("a:acme", "key:abc"), "tg:{a:acme}:b:key:abc");
+        assert_eq!(credits_key("a:acme"), "tg:{a:acme}:credits");
     }
 }

@@ -1,0 +1,133 @@
+//! Admission: which bucket and balance a principal draws from, one atomic store
+//! call, and the headers and refusals that follow from its outcome.
+
+use super::context::Principal;
+use super::pipeline::{degraded, store_failure};
+use super::Gateway;
+use crate::config::duration::window_label;
+use crate::metering::credits::CreditCharge;
+use crate::metering::headers::{ceil_secs, rate_limit_headers};
+use crate::metering::plan::CreditPool;
+use crate::metering::{Admission, Plan, Verdict};
+use crate::reply::{ApiError, ErrorKind};
+use crate::routing::StoreFailure;
+use crate::store::Meter;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Header carrying the caller's credit balance after the request.
+pub const CREDITS_HEADER: &str = "X-Credits-Remaining";
+
+impl Gateway {
+    /// `(owner, bucket)`: the owner is the Cluster hash tag and the credit
+    /// balance's holder; a shared plan pools everyone in one bucket.
+    pub(crate) fn metering_target(&self, principal: &Principal, plan: &Plan) -> (String, String) {
+        match principal {
+            Principal::Anonymous { ip } => (
+                format!("ip:{}", self.config.client_ip.bucket_key(*ip)),
+                "ip".into(),
+            ),
+            Principal::Key(identity) => {
+                let key = &identity.key;
+                if plan.shared {
+                    (format!("p:{}", plan.name), "shared".into())
+                } else if let Some(account) = &key.account {
+                    (format!("a:{account}"), format!("key:{}", key.id))
+                } else {
+                    (format!("k:{}", key.id), "key".into())
+                }
+            }
+        }
+    }
+
+    /// Takes a token (and `cost` credits) or refuses with 429 / 402; returns the
+    /// headers for the response either way.
+    pub(crate) async fn admit(
+        &self,
+        plan: &Arc<Plan>,
+        owner: String,
+        bucket: String,
+        cost: u64,
+        policy: StoreFailure,
+        route: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let credits = plan
+            .credits
+            .as_ref()
+            .filter(|_| cost > 0)
+            .map(|c| CreditCharge {
+                cost,
+                budget: c.budget,
+                refill_ms: c
+                    .refill
+                    .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
+            });
+        debug_assert!(plan
+            .credits
+            .as_ref()
+            .is_none_or(|c| c.pool == CreditPool::Account || plan.shared));
+        let admission = Admission {
+            owner,
+            bucket,
+            interval_us: plan.interval_us(),
+            burst: plan.burst,
+            credits,
+        };
+        let outcome = match self.store.admit(&admission).await {
+            Ok(o) => o,
+            Err(e) if policy == StoreFailure::FailOpen => {
+                log::debug!("store unreachable ({e}); local limiter decides");
+                let o = self
+                    .fallback
+                    .admit(&Admission {
+                        credits: None,
+                        ..admission
+                    })
+                    .await
+                    .map_err(|e| store_failure("admit", e))?;
+                degraded(
+                    route,
+                    if o.verdict == Verdict::Allowed {
+                        "local_allowed"
+                    } else {
+                        "local_limited"
+                    },
+                );
+                o
+            }
+            Err(e) => {
+                degraded(route, "fail_closed");
+                return Err(store_failure("admit", e));
+            }
+        };
+        let mut headers = rate_limit_headers(plan, &outcome);
+        if let Some(balance) = outcome.credits {
+            headers.push((CREDITS_HEADER.to_string(), balance.max(0).to_string()));
+        }
+        match outcome.verdict {
+            Verdict::Allowed => Ok(headers),
+            Verdict::RateLimited => {
+                let mut err = ApiError::new(ErrorKind::RateLimited)
+                    .var("limit", plan.rate.to_string())
+                    .var("window", window_label(plan.window));
+                err.headers = headers;
+                Err(err)
+            }
+            Verdict::InsufficientCredits => {
+                let balance = outcome.credits.unwrap_or(0).max(0);
+                let mut details = json!({"balance": balance, "cost": cost});
+                if let Some(refill) = outcome.credits_refill_in {
+                    let secs = ceil_secs(refill).max(1);
+                    details["refillsInSeconds"] = json!(secs);
+                    headers.push(("Retry-After".to_string(), secs.to_string()));
+                }
+                let mut err = ApiError::new(ErrorKind::InsufficientCredits)
+                    .var("balance", balance.to_string())
+                    .var("cost", cost.to_string())
+                    .details(details);
+                err.headers = headers;
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Credit balances: a balance that either resets to the budget at the start of
+//! every refill period (aligned to the epoch) or, with no period, is a prepaid
+//! balance the operator tops up. The same arithmetic runs in the Redis script.
+
+/// A balance and the refill window it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreditState {
+    pub balance: i64,
+    pub window: i64,
+}
+
+/// A request's credit charge, with the plan's budget and refill period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditCharge {
+    pub cost: u64,
+    pub budget: u64,
+    /// Refill period in milliseconds; `None`: prepaid, never refilled.
+    pub refill_ms: Option<i64>,
+}
+
+impl CreditCharge {
+    /// The state at `now_ms`: a stale window is refilled to the budget.
+    pub fn current(&self, state: Option<CreditState>, now_ms: i64) -> CreditState {
+        match self.refill_ms {
+            Some(period) if period > 0 => {
+                let window = now_ms.div_euclid(period);
+                match state {
+                    Some(s) if s.window == window => s,
+                    _ => CreditState {
+                        balance: i64::try_from(self.budget).unwrap_or(i64::MAX),
+                        window,
+                    },
+                }
+            }
+            _ => state.unwrap_or_default(),
+        }
+    }
+
+    /// Milliseconds until the next refill, if the balance refills.
+    pub fn refill_in_ms(&self, now_ms: i64) -> Option<i64> {
+        self.refill_ms
+            .filter(|p| *p > 0)
+            .map(|p| (now_ms.div_euclid(p) + 1) * p - now_ms)
+    }
+
+    /// The cost as a signed amount.
+    pub fn cost_i64(&self) -> i64 {
+        i64::try_from(self.cost).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refills_at_window_start() {
+        let c = CreditCharge {
+            cost: 1,
+            budget: 100,
+            refill_ms: Some(3_600_000),
+        };
+        let s = c.current(None, 10);
+        assert_eq!(s.balance, 100);
+        let spent = CreditState {
+            balance: 0,
+            window: s.window,
+        };
+        assert_eq!(c.current(Some(spent), 3_599_999).balance, 0);
+        assert_eq!(c.current(Some(spent), 3_600_000).balance, 100);
+        assert_eq!(c.refill_in_ms(3_599_000), Some(1_000));
+    }
+
+    #[test]
+    fn prepaid_never_refills() {
+        let c = CreditCharge {
+            cost: 5,
+            budget: 100,
+            refill_ms: None,
+        };
+        assert_eq!(c.current(None, 0).balance, 0);
+        let s = CreditState {
+            balance: 7,
+            window: 0,
+        };
+        assert_eq!(c.current(Some(s), 1 << 40).balance, 7);
+        assert_eq!(c.refill_in_ms(0), None);
+    }
+}

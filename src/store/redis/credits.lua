@@ -1,0 +1,26 @@
+-- tollgate: read or change a credit balance with the same refill rule as admit.lua.
+-- KEYS[1]  the owner's credit balance (hash: bal, win)
+-- ARGV[1]  delta to add (0 to read)
+-- ARGV[2]  budget, ARGV[3] refill period in ms (0: prepaid)
+-- Returns the balance.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[3])
+local st = redis.call('HMGET', KEYS[1], 'bal', 'win')
+local balance = tonumber(st[1])
+local win = tonumber(st[2]) or 0
+if period > 0 then
+  local current = math.floor(now_ms / period)
+  if balance == nil or win ~= current then
+    balance = tonumber(ARGV[2])
+    win = current
+  end
+elseif balance == nil then
+  balance = 0
+end
+local delta = tonumber(ARGV[1])
+if delta ~= 0 then
+  balance = balance + delta
+  redis.call('HSET', KEYS[1], 'bal', balance, 'win', win)
+end
+return balance
