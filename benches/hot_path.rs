@@ -4,6 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 use tollgate::auth::credential::{extract, CredentialPolicy};
+use tollgate::auth::jwt::{looks_like_jwt, TokenClaims, TokenSigner};
 use tollgate::auth::keys::{KeyFormat, KeyHash};
 use tollgate::metering::credits::CreditCharge;
 use tollgate::metering::{gcra, Admission};
@@ -58,6 +59,34 @@ fn benches(c: &mut Criterion) {
         b.iter(|| extract(black_box(&headers), &policy))
     });
 
+    let signer = TokenSigner::new(
+        "tollgate",
+        "k1",
+        &[(
+            "k1".to_string(),
+            "bench-secret-0123456789abcdef0123456789".to_string(),
+        )],
+    );
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = TokenClaims {
+        iss: "tollgate".into(),
+        sub: "acme".into(),
+        jti: uuid::Uuid::new_v4(),
+        key: uuid::Uuid::new_v4(),
+        plan: "startup".into(),
+        lim: 5000,
+        iat: now,
+        nbf: now,
+        exp: now + 3600,
+    };
+    let jwt = signer.mint(&claims).unwrap_or_else(|e| panic!("mint: {e}"));
+    c.bench_function("jwt_verify_hs256", |b| {
+        b.iter(|| signer.verify(black_box(&jwt), now))
+    });
+    c.bench_function("jwt_shape_check", |b| {
+        b.iter(|| looks_like_jwt(black_box(&jwt)))
+    });
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
@@ -68,6 +97,7 @@ fn benches(c: &mut Criterion) {
         interval_us: 1,
         burst: u32::MAX,
         credits: None,
+        token: None,
     };
     let charged = Admission {
         credits: Some(CreditCharge {

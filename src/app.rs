@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a validated config: the proxy, the admin
 //! API, the metrics listener and the background services.
 
+use crate::auth::jwt::TokenSigner;
 use crate::config::Config;
 use crate::gateway::{Gateway, Proxy};
 use crate::management::admin::AdminApi;
@@ -73,6 +74,10 @@ pub fn build(config: Config) -> Result<Server, AppError> {
         usage: usage.clone(),
         http,
         fallback: MemoryStore::new(),
+        signer: config
+            .short_lived
+            .as_ref()
+            .map(|s| TokenSigner::new(&s.issuer, &s.signing_kid, &s.secrets)),
     });
     // Register the metrics before the first request.
     let _ = crate::metrics::metrics();

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub redis_breaker_open: IntGauge,
     /// Decisions made while the store was unreachable, by route and outcome.
     pub degraded_decisions: IntCounterVec,
+    /// Short-lived token events: `created`, `revoked`, `exhausted`.
+    pub short_lived_tokens: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -143,6 +145,11 @@ impl Metrics {
                 "tollgate_degraded_decisions_total",
                 "Decisions made while the store was unreachable",
                 &["route", "outcome"],
+            ),
+            short_lived_tokens: counter(
+                "tollgate_short_lived_tokens_total",
+                "Short-lived token events",
+                &["event"],
             ),
         }
     }

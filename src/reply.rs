@@ -17,6 +17,7 @@ pub enum ErrorKind {
     PayloadTooLarge,
     HeadersTooLarge,
     RateLimited,
+    RequestLimit,
     KeyLimit,
     BadGateway,
     Unavailable,
@@ -25,7 +26,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for validation and docs.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::BadRequest,
         ErrorKind::Unauthorized,
         ErrorKind::InsufficientCredits,
@@ -36,6 +37,7 @@ impl ErrorKind {
         ErrorKind::PayloadTooLarge,
         ErrorKind::HeadersTooLarge,
         ErrorKind::RateLimited,
+        ErrorKind::RequestLimit,
         ErrorKind::KeyLimit,
         ErrorKind::BadGateway,
         ErrorKind::Unavailable,
@@ -54,7 +56,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::HeadersTooLarge => 431,
-            ErrorKind::RateLimited => 429,
+            ErrorKind::RateLimited | ErrorKind::RequestLimit => 429,
             ErrorKind::BadGateway => 502,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
@@ -74,6 +76,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorKind::HeadersTooLarge => "HEADERS_TOO_LARGE",
             ErrorKind::RateLimited => "RATE_LIMITED",
+            ErrorKind::RequestLimit => "REQUEST_LIMIT_EXHAUSTED",
             ErrorKind::KeyLimit => "KEY_LIMIT_REACHED",
             ErrorKind::BadGateway => "BAD_GATEWAY",
             ErrorKind::Unavailable => "SERVICE_UNAVAILABLE",
@@ -94,6 +97,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::HeadersTooLarge => "headers_too_large",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::RequestLimit => "request_limit",
             ErrorKind::KeyLimit => "key_limit",
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::Unavailable => "unavailable",
@@ -105,7 +109,7 @@ impl ErrorKind {
     pub fn default_message(self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "{detail}",
-            ErrorKind::Unauthorized => "invalid, expired or revoked token",
+            ErrorKind::Unauthorized => "{detail}",
             ErrorKind::InsufficientCredits => {
                 "insufficient credits (balance {balance}, cost {cost})"
             }
@@ -117,6 +121,9 @@ impl ErrorKind {
             ErrorKind::HeadersTooLarge => "request headers too large",
             ErrorKind::RateLimited => {
                 "rate limit exceeded ({limit}/{window}); consider batching requests."
+            }
+            ErrorKind::RequestLimit => {
+                "this token's request limit ({limit} requests) is used up; create a new token"
             }
             ErrorKind::KeyLimit => "active key limit reached ({max}); revoke an old key first",
             ErrorKind::BadGateway => "upstream unavailable; retry in {retry} seconds",

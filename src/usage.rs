@@ -115,6 +115,7 @@ mod tests {
         UsageEvent {
             key: Uuid::nil(),
             call: CallRecord {
+                token: None,
                 at: Utc::now(),
                 method: "GET".into(),
                 path: format!("/{i}"),

@@ -299,3 +299,98 @@ fn acl_user_and_password_in_the_url() {
     let r = gate.admin("GET", "/v1/accounts/acme", None);
     assert_eq!(r.json()["plan"], json!("fast"));
 }
+
+fn mobula_gates(origin: &Origin, redis_url: &str, n: usize) -> Vec<Gate> {
+    (0..n)
+        .map(|_| start_gate(GateOpts::new("mobula.toml", &origin.addr).redis(redis_url)))
+        .collect()
+}
+
+#[test]
+fn a_short_lived_token_revoked_on_one_instance_is_refused_by_the_others_within_a_second() {
+    let redis = RedisServer::start();
+    let origin = start_origin();
+    let gates = mobula_gates(&origin, &redis.url(), 3);
+    gates[0].create_account("acme", "startup");
+    let (_, key) = gates[0].create_key("acme", "server");
+    let r = gates[0].send(
+        "POST",
+        "/api/2/auth/tokens",
+        &[("authorization", &key)],
+        Some(r#"{"requestLimit": "100"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = &r.json()["createApiTokens"][0];
+    let (id, token) = (
+        t["id"].as_str().expect("id").to_string(),
+        t["token"].as_str().expect("jwt").to_string(),
+    );
+    for g in &gates {
+        assert_eq!(g.get_with("/api/1/market/data", &token).status, 200);
+    }
+    // The request limit is one counter for all instances: 100 - 3.
+    let r = gates[2].get_with("/api/1/market/data", &token);
+    assert_eq!(r.header("x-token-requests-remaining"), Some("96"));
+    let r = gates[0].send(
+        "DELETE",
+        &format!("/api/2/auth/tokens/{id}"),
+        &[("authorization", &key)],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let revoked_at = Instant::now();
+    for g in &gates[1..] {
+        eventually(Duration::from_secs(1), || {
+            (g.get_with("/api/1/market/data", &token).status == 401).then_some(())
+        });
+    }
+    let took = revoked_at.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn one_redis_call_per_request_with_a_key_or_a_short_lived_token() {
+    let redis = RedisServer::start();
+    let origin = start_origin();
+    let gate = mobula_gates(&origin, &redis.url(), 1).remove(0);
+    gate.create_account("acme", "enterprise");
+    let (_, key) = gate.create_key("acme", "server");
+    let r = gate.send(
+        "POST",
+        "/api/2/auth/tokens",
+        &[("authorization", &key)],
+        Some(r#"{"requestLimit": "1000"}"#),
+    );
+    let token = r.json()["createApiTokens"][0]["token"]
+        .as_str()
+        .expect("jwt")
+        .to_string();
+    // Warm the key cache.
+    assert_eq!(
+        gate.get("/api/1/market/data", &[("x-api-key", &key)])
+            .status,
+        200
+    );
+    let sync = |calls: &std::collections::BTreeMap<String, u64>| -> u64 {
+        calls
+            .iter()
+            .filter(|(op, _)| op.as_str() != "record_usage")
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let before = sync(&redis_calls(&gate));
+    let n = 200;
+    for _ in 0..n {
+        assert_eq!(gate.get_with("/api/1/market/data", &token).status, 200);
+        assert_eq!(
+            gate.get("/api/1/market/data", &[("x-api-key", &key)])
+                .status,
+            200
+        );
+    }
+    let after = redis_calls(&gate);
+    let per_request = (sync(&after) - before) as f64 / (2 * n) as f64;
+    eprintln!("synchronous Redis calls per metered request: {per_request:.3} ({after:?})");
+    assert!((per_request - 1.0).abs() < f64::EPSILON, "{per_request}");
+    assert!(redis.command_calls("evalsha") >= 2 * n as u64);
+}

@@ -2,4 +2,5 @@
 
 pub mod client_ip;
 pub mod credential;
+pub mod jwt;
 pub mod keys;

@@ -34,6 +34,28 @@ pub struct Config {
     pub public_keys: HashMap<String, PublicKey>,
     pub self_service: Option<SelfServiceSettings>,
     pub query: QueryPolicy,
+    pub short_lived: Option<ShortLivedSettings>,
+}
+
+/// `[short_lived]`, checked.
+#[derive(Debug, Clone)]
+pub struct ShortLivedSettings {
+    pub tokens_path: String,
+    pub inspect_path: String,
+    pub issuer: String,
+    pub signing_kid: String,
+    /// `(kid, secret)`; an empty secret means a random one per process.
+    pub secrets: Vec<(String, String)>,
+    pub min_expires_in: Duration,
+    pub max_expires_in: Duration,
+    pub default_expires_in: Duration,
+    pub max_count: u32,
+    pub default_request_limit: u64,
+    pub max_request_limit: u64,
+    /// The per-key creation limit, as a plan.
+    pub creation: Arc<Plan>,
+    /// Response fields: create, list, inspect, delete.
+    pub fields: [String; 4],
 }
 
 /// A key declared in config whose plaintext is public (a demo key).

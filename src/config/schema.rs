@@ -40,6 +40,116 @@ pub struct FileConfig {
     pub self_service: Option<SelfServiceSection>,
     #[serde(default)]
     pub query: QuerySection,
+    #[serde(default)]
+    pub short_lived: Option<ShortLivedSection>,
+}
+
+/// `[short_lived]`: JWTs minted from a static key, with an expiry and a request limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortLivedSection {
+    /// `POST` creates, `GET` lists, `DELETE <path>/<id>` revokes.
+    pub tokens_path: String,
+    /// `GET <path>?token=<jwt>` inspects one token.
+    pub inspect_path: String,
+    /// The `iss` claim written and required.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// The `kid` of the secret that signs new tokens.
+    pub signing_kid: String,
+    /// HS256 secrets by `kid`; older ones keep verifying during a rotation.
+    pub secrets: Vec<JwtSecretSection>,
+    #[serde(default = "default_min_expiry")]
+    pub min_expires_in: String,
+    #[serde(default = "default_max_expiry")]
+    pub max_expires_in: String,
+    #[serde(default = "default_expiry")]
+    pub default_expires_in: String,
+    #[serde(default = "default_max_count")]
+    pub max_count: u32,
+    #[serde(default = "default_request_limit")]
+    pub default_request_limit: u64,
+    #[serde(default = "default_max_request_limit")]
+    pub max_request_limit: u64,
+    /// Creation requests per static key per `creation_window`.
+    #[serde(default = "default_creation_rate")]
+    pub creation_rate: u32,
+    #[serde(default = "default_window")]
+    pub creation_window: String,
+    /// Names of the response fields.
+    #[serde(default)]
+    pub fields: ShortLivedFields,
+}
+
+/// `[short_lived.secrets]` entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSecretSection {
+    pub kid: String,
+    /// At least 32 bytes. Empty (single instance only): a random secret per process.
+    pub secret: String,
+}
+
+/// `[short_lived.fields]`: the response envelope of each endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortLivedFields {
+    #[serde(default = "f_create")]
+    pub create: String,
+    #[serde(default = "f_list")]
+    pub list: String,
+    #[serde(default = "f_inspect")]
+    pub inspect: String,
+    #[serde(default = "f_delete")]
+    pub delete: String,
+}
+
+impl Default for ShortLivedFields {
+    fn default() -> Self {
+        Self {
+            create: f_create(),
+            list: f_list(),
+            inspect: f_inspect(),
+            delete: f_delete(),
+        }
+    }
+}
+
+fn f_create() -> String {
+    "createApiTokens".into()
+}
+fn f_list() -> String {
+    "apiTokens".into()
+}
+fn f_inspect() -> String {
+    "apiToken".into()
+}
+fn f_delete() -> String {
+    "deleteApiToken".into()
+}
+fn default_issuer() -> String {
+    "tollgate".into()
+}
+fn default_min_expiry() -> String {
+    "60000ms".into()
+}
+fn default_max_expiry() -> String {
+    "86400000ms".into()
+}
+fn default_expiry() -> String {
+    "3600000ms".into()
+}
+fn default_max_count() -> u32 {
+    25
+}
+fn default_request_limit() -> u64 {
+    5000
+}
+fn default_max_request_limit() -> u64 {
+    1_000_000
+}
+fn default_creation_rate() -> u32 {
+    5
 }
 
 /// `[server]`
@@ -366,6 +476,9 @@ pub struct PlanSection {
     /// One bucket and one credit pool for every caller of the plan (a public demo key).
     #[serde(default)]
     pub shared: bool,
+    /// Whether keys of this plan may mint short-lived tokens.
+    #[serde(default)]
+    pub short_lived_tokens: bool,
 }
 
 /// `[plans.NAME.credits]`

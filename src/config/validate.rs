@@ -130,7 +130,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
 
     let redis = compile_redis(&mut is, &file.store);
     let store = StoreSettings {
-        redis,
+        redis: redis.clone(),
         usage_queue: file.store.usage_queue.unwrap_or(100_000),
         usage_flush: file
             .store
@@ -367,6 +367,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             key_field: s.key_field.clone(),
         }
     });
+    let short_lived = file
+        .short_lived
+        .as_ref()
+        .map(|s| compile_short_lived(&mut is, s, redis.is_some()));
     if file.query.limit_param.is_empty() {
         is.add("query.limit_param", "must not be empty");
     }
@@ -443,6 +447,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         public_keys,
         self_service,
         query,
+        short_lived,
     })
 }
 
@@ -635,6 +640,7 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
         key_management: p.key_management,
         custom_expiry: p.custom_expiry,
         shared: p.shared,
+        short_lived_tokens: p.short_lived_tokens,
     }
 }
 
@@ -756,5 +762,103 @@ pub fn redact(url: &str) -> String {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
+    }
+}
+
+fn compile_short_lived(
+    is: &mut Issues,
+    s: &ShortLivedSection,
+    shared_store: bool,
+) -> ShortLivedSettings {
+    for (key, path) in [
+        ("short_lived.tokens_path", &s.tokens_path),
+        ("short_lived.inspect_path", &s.inspect_path),
+    ] {
+        if !path.starts_with('/') || path.ends_with('/') || path.contains(['{', '*', '?']) {
+            is.add(
+                key,
+                "must be a literal path starting with '/' and not ending with '/'",
+            );
+        }
+    }
+    if s.tokens_path == s.inspect_path {
+        is.add("short_lived.inspect_path", "must differ from tokens_path");
+    }
+    let mut secrets = Vec::new();
+    let mut kids = BTreeSet::new();
+    for (i, sec) in s.secrets.iter().enumerate() {
+        if sec.kid.is_empty() || !kids.insert(sec.kid.clone()) {
+            is.add(
+                format!("short_lived.secrets[{i}].kid"),
+                "must be non-empty and unique",
+            );
+        }
+        if sec.secret.is_empty() {
+            if shared_store && sec.kid == s.signing_kid {
+                is.add(
+                    format!("short_lived.secrets[{i}].secret"),
+                    "is empty: with a shared store every instance must sign with the same secret (set TOLLGATE_JWT_SECRET)",
+                );
+            }
+        } else if sec.secret.len() < 32 {
+            is.add(
+                format!("short_lived.secrets[{i}].secret"),
+                "must be at least 32 bytes",
+            );
+        }
+        secrets.push((sec.kid.clone(), sec.secret.clone()));
+    }
+    if !s.secrets.iter().any(|sec| sec.kid == s.signing_kid) {
+        is.add(
+            "short_lived.signing_kid",
+            format!("{:?} is not one of the secrets' kids", s.signing_kid),
+        );
+    }
+    let min = is.duration("short_lived.min_expires_in", &s.min_expires_in);
+    let max = is.duration("short_lived.max_expires_in", &s.max_expires_in);
+    let default = is.duration("short_lived.default_expires_in", &s.default_expires_in);
+    if !(min <= default && default <= max) {
+        is.add(
+            "short_lived.default_expires_in",
+            "must lie between min_expires_in and max_expires_in",
+        );
+    }
+    if s.max_count == 0 {
+        is.add("short_lived.max_count", "must be at least 1");
+    }
+    if s.max_request_limit == 0 || !(1..=s.max_request_limit).contains(&s.default_request_limit) {
+        is.add(
+            "short_lived.default_request_limit",
+            "must be between 1 and max_request_limit",
+        );
+    }
+    if s.creation_rate == 0 {
+        is.add("short_lived.creation_rate", "must be at least 1");
+    }
+    let window = is.duration("short_lived.creation_window", &s.creation_window);
+    ShortLivedSettings {
+        tokens_path: s.tokens_path.clone(),
+        inspect_path: s.inspect_path.clone(),
+        issuer: s.issuer.clone(),
+        signing_kid: s.signing_kid.clone(),
+        secrets,
+        min_expires_in: min,
+        max_expires_in: max,
+        default_expires_in: default,
+        max_count: s.max_count,
+        default_request_limit: s.default_request_limit,
+        max_request_limit: s.max_request_limit,
+        creation: Arc::new(Plan::simple(
+            "token-creation",
+            s.creation_rate.max(1),
+            window,
+            s.creation_rate.max(1),
+        )),
+        fields: [
+            s.fields.create.clone(),
+            s.fields.list.clone(),
+            s.fields.inspect.clone(),
+            s.fields.delete.clone(),
+        ],
     }
 }

@@ -3,12 +3,15 @@
 
 use super::context::Principal;
 use super::pipeline::{degraded, store_failure};
+use super::principal::unauthorized_because;
 use super::Gateway;
+use crate::auth::jwt::TokenClaims;
 use crate::config::duration::window_label;
 use crate::metering::credits::CreditCharge;
 use crate::metering::headers::{ceil_secs, rate_limit_headers};
 use crate::metering::plan::CreditPool;
 use crate::metering::{Admission, Plan, Verdict};
+use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
 use crate::routing::StoreFailure;
 use crate::store::Meter;
@@ -17,6 +20,38 @@ use std::sync::Arc;
 
 /// Header carrying the caller's credit balance after the request.
 pub const CREDITS_HEADER: &str = "X-Credits-Remaining";
+/// Header carrying a short-lived token's remaining requests.
+pub const TOKEN_HEADER: &str = "X-Token-Requests-Remaining";
+
+/// What one admission draws on.
+pub struct Charge<'a> {
+    pub plan: &'a Arc<Plan>,
+    /// Hash tag and credit holder (see [`Gateway::metering_target`]).
+    pub owner: String,
+    pub bucket: String,
+    /// Credits.
+    pub cost: u64,
+    /// The short-lived token whose request limit applies.
+    pub token: Option<&'a TokenClaims>,
+    pub policy: StoreFailure,
+    /// For metrics.
+    pub route: &'a str,
+}
+
+impl<'a> Charge<'a> {
+    /// A charge of no credits, failing closed (management endpoints).
+    pub fn free(plan: &'a Arc<Plan>, owner: String, bucket: String, route: &'a str) -> Self {
+        Self {
+            plan,
+            owner,
+            bucket,
+            cost: 0,
+            token: None,
+            policy: StoreFailure::FailClosed,
+            route,
+        }
+    }
+}
 
 impl Gateway {
     /// `(owner, bucket)`: the owner is the Cluster hash tag and the credit
@@ -27,6 +62,9 @@ impl Gateway {
                 format!("ip:{}", self.config.client_ip.bucket_key(*ip)),
                 "ip".into(),
             ),
+            Principal::Token(claims) => {
+                (format!("a:{}", claims.sub), format!("key:{}", claims.key))
+            }
             Principal::Key(identity) => {
                 let key = &identity.key;
                 if plan.shared {
@@ -40,17 +78,22 @@ impl Gateway {
         }
     }
 
-    /// Takes a token (and `cost` credits) or refuses with 429 / 402; returns the
-    /// headers for the response either way.
+    /// Takes a token (and `cost` credits, and one of a short-lived token's
+    /// requests) or refuses with 429 / 402 / 401; returns the headers for the
+    /// response either way.
     pub(crate) async fn admit(
         &self,
-        plan: &Arc<Plan>,
-        owner: String,
-        bucket: String,
-        cost: u64,
-        policy: StoreFailure,
-        route: &str,
+        charge: Charge<'_>,
     ) -> Result<Vec<(String, String)>, ApiError> {
+        let Charge {
+            plan,
+            owner,
+            bucket,
+            cost,
+            token,
+            policy,
+            route,
+        } = charge;
         let credits = plan
             .credits
             .as_ref()
@@ -72,6 +115,7 @@ impl Gateway {
             interval_us: plan.interval_us(),
             burst: plan.burst,
             credits,
+            token: token.map(|t| t.jti),
         };
         let outcome = match self.store.admit(&admission).await {
             Ok(o) => o,
@@ -81,6 +125,7 @@ impl Gateway {
                     .fallback
                     .admit(&Admission {
                         credits: None,
+                        token: None,
                         ..admission
                     })
                     .await
@@ -104,12 +149,26 @@ impl Gateway {
         if let Some(balance) = outcome.credits {
             headers.push((CREDITS_HEADER.to_string(), balance.max(0).to_string()));
         }
+        if let Some(left) = outcome.token_remaining {
+            headers.push((TOKEN_HEADER.to_string(), left.max(0).to_string()));
+        }
         match outcome.verdict {
             Verdict::Allowed => Ok(headers),
             Verdict::RateLimited => {
                 let mut err = ApiError::new(ErrorKind::RateLimited)
                     .var("limit", plan.rate.to_string())
                     .var("window", window_label(plan.window));
+                err.headers = headers;
+                Err(err)
+            }
+            Verdict::TokenRevoked => Err(unauthorized_because("short-lived token revoked")),
+            Verdict::RequestLimitExhausted => {
+                metrics()
+                    .short_lived_tokens
+                    .with_label_values(&["exhausted"])
+                    .inc();
+                let mut err = ApiError::new(ErrorKind::RequestLimit)
+                    .var("limit", token.map(|t| t.lim).unwrap_or(0).to_string());
                 err.headers = headers;
                 Err(err)
             }

@@ -1,6 +1,7 @@
 //! The per-request context: every decision the pipeline makes is recorded here
 //! for the later hooks (forwarding, response headers, logging).
 
+use crate::auth::jwt::TokenClaims;
 use crate::metering::Plan;
 use crate::routing::{NormalPath, Route};
 use crate::store::Identity;
@@ -15,6 +16,19 @@ pub enum Principal {
     Anonymous { ip: IpAddr },
     /// A long-lived key.
     Key(Box<Identity>),
+    /// A short-lived token minted from a static key.
+    Token(Box<TokenClaims>),
+}
+
+impl Principal {
+    /// The long-lived key this principal's usage is recorded under.
+    pub fn usage_key(&self) -> Option<uuid::Uuid> {
+        match self {
+            Principal::Anonymous { .. } => None,
+            Principal::Key(identity) => Some(identity.key.id),
+            Principal::Token(claims) => Some(claims.key),
+        }
+    }
 }
 
 /// What happened to a request, for metrics.

@@ -49,6 +49,12 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             req.insert_header("x-tollgate-key-prefix", key.key_prefix.as_str())?;
             req.insert_header("x-tollgate-plan", identity.plan.as_str())?;
         }
+        Some(Principal::Token(claims)) => {
+            req.insert_header("x-tollgate-account", claims.sub.as_str())?;
+            req.insert_header("x-tollgate-key-id", claims.key.to_string())?;
+            req.insert_header("x-tollgate-token-id", claims.jti.to_string())?;
+            req.insert_header("x-tollgate-plan", claims.plan.as_str())?;
+        }
         Some(Principal::Anonymous { ip }) => {
             req.insert_header("x-tollgate-client-ip", ip.to_string())?;
             if let Some(plan) = &ctx.plan {

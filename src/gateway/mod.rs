@@ -2,6 +2,7 @@
 //! delegate to the pipeline, the forwarding rules and the response writer.
 
 mod admission;
+pub use admission::Charge;
 pub mod context;
 mod forward;
 pub mod pipeline;
@@ -9,6 +10,7 @@ pub mod policy;
 mod principal;
 pub mod writer;
 
+use crate::auth::jwt::TokenSigner;
 use crate::config::Config;
 use crate::metrics::metrics;
 use crate::origin::Origins;
@@ -39,6 +41,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// The per-instance limiter `fail_open` routes use while the store is unreachable.
     pub fallback: MemoryStore,
+    /// Signs and verifies short-lived tokens, when the profile has them.
+    pub signer: Option<TokenSigner>,
 }
 
 impl Gateway {
@@ -209,10 +213,16 @@ impl ProxyHttp for Proxy {
         m.request_duration
             .with_label_values(&[route.as_str()])
             .observe(elapsed.as_secs_f64());
-        if let (Some(Principal::Key(identity)), Some(path)) = (&ctx.principal, &ctx.path) {
+        let key = ctx.principal.as_ref().and_then(Principal::usage_key);
+        if let (Some(key), Some(path)) = (key, &ctx.path) {
+            let token = match &ctx.principal {
+                Some(Principal::Token(claims)) => Some(claims.jti),
+                _ => None,
+            };
             self.0.usage.push(UsageEvent {
-                key: identity.key.id,
+                key,
                 call: CallRecord {
+                    token,
                     at: chrono::Utc::now(),
                     method: session.req_header().method.to_string(),
                     path: path.canonical.clone(),

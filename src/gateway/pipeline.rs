@@ -2,8 +2,8 @@
 //! normalisation and routing, management endpoints, credential, principal,
 //! plan policies, admission. Each step either continues or ends the request.
 
-use super::context::{Decision, RequestCtx};
-use super::Gateway;
+use super::context::{Decision, Principal, RequestCtx};
+use super::{Charge, Gateway};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::routing::{self, Access, RouteMatch};
@@ -88,6 +88,17 @@ impl Gateway {
                     .map(Flow::Respond);
             }
         }
+        if let Some(sl) = &cfg.short_lived {
+            if let Some(endpoint) = crate::management::short_lived::endpoint(sl, &path.canonical) {
+                let query = path.query.clone();
+                ctx.path = Some(path);
+                ctx.decision = Decision::Managed;
+                return self
+                    .short_lived(session, ctx, &method, endpoint, query.as_deref(), client_ip)
+                    .await
+                    .map(Flow::Respond);
+            }
+        }
         if let Some(ss) = &cfg.self_service {
             if let Some(rest) = path.canonical.strip_prefix(ss.path.as_str()) {
                 if rest.is_empty() || rest.starts_with('/') {
@@ -153,17 +164,22 @@ impl Gateway {
             .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
         ctx.path = Some(path);
         let (owner, bucket) = self.metering_target(&principal, &plan);
-        ctx.principal = Some(principal);
         ctx.plan = Some(plan.clone());
+        let token = match &principal {
+            Principal::Token(claims) => Some(claims.as_ref().clone()),
+            _ => None,
+        };
+        ctx.principal = Some(principal);
         ctx.response_headers = self
-            .admit(
-                &plan,
+            .admit(Charge {
+                plan: &plan,
                 owner,
                 bucket,
-                route.cost,
-                route.on_store_failure,
-                &route.name,
-            )
+                cost: route.cost,
+                token: token.as_ref(),
+                policy: route.on_store_failure,
+                route: &route.name,
+            })
             .await?;
         ctx.decision = Decision::Admitted;
         Ok(Flow::Forward)

@@ -4,7 +4,8 @@
 use super::context::Principal;
 use super::pipeline::{degraded, store_failure};
 use super::Gateway;
-use crate::auth::credential;
+use crate::auth::credential::{self, Credential, CredentialSource};
+use crate::auth::jwt::{looks_like_jwt, JwtError};
 use crate::auth::keys::KeyHash;
 use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind};
@@ -15,9 +16,17 @@ use pingora::proxy::Session;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// The reason every bad credential gets, unless a more useful one applies.
+pub(crate) const BAD_CREDENTIAL: &str = "invalid, expired or revoked token";
+
 /// The 401 every bad credential gets.
 pub(crate) fn unauthorized() -> ApiError {
-    ApiError::new(ErrorKind::Unauthorized).header("WWW-Authenticate", "Bearer")
+    unauthorized_because(BAD_CREDENTIAL)
+}
+
+/// A 401 with a specific reason (shown where the profile's message has `{detail}`).
+pub(crate) fn unauthorized_because(detail: &str) -> ApiError {
+    ApiError::detail(ErrorKind::Unauthorized, detail).header("WWW-Authenticate", "Bearer")
 }
 
 impl Gateway {
@@ -39,9 +48,12 @@ impl Gateway {
         let Some(cred) = cred else {
             return match access {
                 Access::Anonymous => Ok(Principal::Anonymous { ip: client_ip }),
-                _ => Err(unauthorized()),
+                _ => Err(unauthorized_because("an API key is required")),
             };
         };
+        if looks_like_jwt(&cred.token) {
+            return self.short_lived_principal(&cred);
+        }
         if let Some(public) = cfg.public_keys.get(&cred.token) {
             return Ok(Principal::Key(Box::new(Identity {
                 key: KeyRecord {
@@ -88,12 +100,36 @@ impl Gateway {
         Ok(Principal::Key(Box::new(identity)))
     }
 
+    /// A short-lived token: only as `Authorization: Bearer`, verified in process.
+    fn short_lived_principal(&self, cred: &Credential) -> Result<Principal, ApiError> {
+        let Some(signer) = &self.signer else {
+            return Err(unauthorized());
+        };
+        if cred.source != CredentialSource::Bearer {
+            return Err(unauthorized_because(
+                "short-lived tokens must be sent as Authorization: Bearer <token>, never in x-api-key",
+            ));
+        }
+        let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+        match signer.verify(&cred.token, now) {
+            Ok(claims) => Ok(Principal::Token(Box::new(claims))),
+            Err(JwtError::Expired) => Err(unauthorized_because("short-lived token expired")),
+            Err(e) => {
+                log::debug!("short-lived token refused: {e}");
+                Err(unauthorized())
+            }
+        }
+    }
+
     /// The plan a principal is metered with.
     pub(crate) fn plan_of(&self, principal: &Principal) -> Result<Arc<Plan>, ApiError> {
         match principal {
             Principal::Anonymous { .. } => {
                 self.config.anonymous_plan.clone().ok_or_else(unauthorized)
             }
+            Principal::Token(t) => self.config.plans.get(&t.plan).cloned().ok_or_else(|| {
+                ApiError::detail(ErrorKind::Forbidden, "this token's plan is not available")
+            }),
             Principal::Key(identity) => {
                 self.config
                     .plans

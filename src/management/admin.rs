@@ -357,12 +357,7 @@ impl AdminApi {
             }
             (&Method::DELETE, ["v1", "keys", id]) => {
                 let id = parse_id(id)?;
-                let key = gw
-                    .store
-                    .revoke_key(id, now)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| not_found("key"))?;
+                let key = gw.revoke_key(id).await?.ok_or_else(|| not_found("key"))?;
                 log::info!("revoked key {} ({})", key.key_prefix, key.id);
                 Ok(Reply::json(200, &key.to_json(now, None)))
             }

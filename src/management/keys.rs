@@ -67,6 +67,38 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Gateway {
+    /// Revokes a key and every short-lived token minted from it; `None` if
+    /// there is no such key.
+    pub async fn revoke_key(&self, id: Uuid) -> Result<Option<KeyRecord>, ApiError> {
+        let unavailable = |e: StoreError| {
+            log::warn!("revocation failed: {e}");
+            ApiError::detail(
+                ErrorKind::Unavailable,
+                "temporarily unavailable; retry shortly",
+            )
+            .header("Retry-After", "1")
+        };
+        let Some(key) = self
+            .store
+            .revoke_key(id, Utc::now())
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        if let Some(account) = &key.account {
+            let n = self
+                .store
+                .revoke_tokens_of(&format!("a:{account}"), key.id)
+                .await
+                .map_err(unavailable)?;
+            if n > 0 {
+                log::info!("revoked {n} short-lived token(s) of key {}", key.key_prefix);
+            }
+        }
+        Ok(Some(key))
+    }
+
     /// Issues a key, enforcing the account plan's active-key cap atomically.
     pub async fn issue_key(&self, new: NewKey) -> Result<IssuedKey, ApiError> {
         let now = Utc::now();

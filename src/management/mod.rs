@@ -5,4 +5,5 @@ pub mod admin;
 pub mod body;
 pub mod keys;
 pub mod self_service;
+pub mod short_lived;
 pub mod trial;

@@ -6,7 +6,7 @@
 use super::body;
 use super::keys::NewKey;
 use crate::gateway::context::{Principal, RequestCtx};
-use crate::gateway::Gateway;
+use crate::gateway::{Charge, Gateway};
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::routing::{Access, StoreFailure};
 use crate::store::{rfc3339, KeyKind, KeyRecord};
@@ -98,7 +98,7 @@ impl Gateway {
         ctx.plan = Some(plan.clone());
         ctx.principal = Some(principal.clone());
         let headers = self
-            .admit(&plan, owner, bucket, 0, StoreFailure::FailClosed, ROUTE)
+            .admit(Charge::free(&plan, owner, bucket, ROUTE))
             .await?;
         let now = Utc::now();
         let mut reply = match (method, rest) {
@@ -183,12 +183,7 @@ impl Gateway {
                 if key.account.as_deref() != Some(account_id.as_str()) {
                     return Err(not_found());
                 }
-                let key = self
-                    .store
-                    .revoke_key(id, now)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(not_found)?;
+                let key = self.revoke_key(id).await?.ok_or_else(not_found)?;
                 log::info!("key {} ({}) revoked by its account", key.key_prefix, key.id);
                 Reply::json(200, &self.envelope(view(&key, now, None)))
             }

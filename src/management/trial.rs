@@ -6,9 +6,8 @@
 use super::body;
 use super::keys::NewKey;
 use crate::config::VerificationSettings;
-use crate::gateway::Gateway;
+use crate::gateway::{Charge, Gateway};
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::StoreFailure;
 use crate::store::KeyKind;
 use chrono::Utc;
 use pingora::proxy::Session;
@@ -72,14 +71,12 @@ impl Gateway {
             return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
         };
         let headers = self
-            .admit(
+            .admit(Charge::free(
                 &trial.issuance,
                 format!("ip:{}", self.config.client_ip.bucket_key(ip)),
                 "trial".into(),
-                0,
-                StoreFailure::FailClosed,
                 "trial",
-            )
+            ))
             .await?;
         let mut raw = Vec::new();
         loop {

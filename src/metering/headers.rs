@@ -66,6 +66,7 @@ mod tests {
             reset_after: Duration::from_secs(60),
             credits: None,
             credits_refill_in: None,
+            token_remaining: None,
         };
         let h = rate_limit_headers(&plan, &o);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());

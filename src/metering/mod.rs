@@ -18,6 +18,10 @@ pub enum Verdict {
     RateLimited,
     /// The credit balance was below the cost.
     InsufficientCredits,
+    /// The short-lived token's request limit is used up.
+    RequestLimitExhausted,
+    /// The short-lived token is revoked (or unknown to the store).
+    TokenRevoked,
 }
 
 /// What one admission decided, with what the headers need.
@@ -34,6 +38,8 @@ pub struct AdmitOutcome {
     pub credits: Option<i64>,
     /// Until the credit balance refills, if it does.
     pub credits_refill_in: Option<Duration>,
+    /// Requests left on the short-lived token after this one.
+    pub token_remaining: Option<i64>,
 }
 
 /// One admission: which bucket at what rate, and what it costs, all taken
@@ -51,4 +57,6 @@ pub struct Admission {
     pub burst: u32,
     /// Credits to take from the owner's balance.
     pub credits: Option<credits::CreditCharge>,
+    /// The short-lived token whose request limit this request counts against.
+    pub token: Option<uuid::Uuid>,
 }

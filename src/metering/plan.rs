@@ -22,6 +22,8 @@ pub struct Plan {
     pub custom_expiry: bool,
     /// One bucket and one credit pool for all callers.
     pub shared: bool,
+    /// Whether keys of this plan may mint short-lived tokens.
+    pub short_lived_tokens: bool,
 }
 
 /// Where a plan's credit balance lives.
@@ -57,6 +59,7 @@ impl Plan {
             key_management: true,
             custom_expiry: true,
             shared: false,
+            short_lived_tokens: false,
         }
     }
 

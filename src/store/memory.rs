@@ -4,7 +4,7 @@
 use super::{
     types::{day_of, last_days, DAILY_DAYS, RECENT_CALLS},
     Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
-    UsageEvent, UsageStore,
+    TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
 use crate::metering::credits::{CreditCharge, CreditState};
@@ -41,6 +41,7 @@ pub struct MemoryStore {
     dir: RwLock<Directory>,
     buckets: DashMap<String, i64>,
     credits: DashMap<String, CreditState>,
+    tokens: DashMap<String, (TokenRecord, i64)>,
     usage: Mutex<HashMap<Uuid, UsageData>>,
     admissions: AtomicU64,
 }
@@ -205,7 +206,22 @@ impl Meter for MemoryStore {
             reset_after: micros(step.reset_after_us),
             credits: None,
             credits_refill_in: None,
+            token_remaining: None,
         };
+        let mut token_entry = None;
+        if let Some(id) = a.token {
+            let now_utc = Utc::now();
+            match self.tokens.get_mut(&format!("{}|{id}", a.owner)) {
+                Some(t) if t.0.expires_at > now_utc => {
+                    outcome.token_remaining = Some(t.1);
+                    token_entry = Some(t);
+                }
+                _ => {
+                    outcome.verdict = Verdict::TokenRevoked;
+                    return Ok(outcome);
+                }
+            }
+        }
         let mut credit_entry = None;
         if let Some(charge) = &a.credits {
             let mut c = self
@@ -228,11 +244,82 @@ impl Meter for MemoryStore {
                 outcome.verdict = Verdict::InsufficientCredits;
                 return Ok(outcome);
             }
+        }
+        if let Some(t) = token_entry.as_mut() {
+            if t.1 <= 0 {
+                outcome.verdict = Verdict::RequestLimitExhausted;
+                return Ok(outcome);
+            }
+        }
+        if let (Some(charge), Some(c)) = (&a.credits, credit_entry.as_mut()) {
             c.balance -= charge.cost_i64();
             outcome.credits = Some(c.balance);
         }
+        if let Some(t) = token_entry.as_mut() {
+            t.1 -= 1;
+            outcome.token_remaining = Some(t.1);
+        }
         *entry = step.tat;
         Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+        for t in tokens {
+            let limit = i64::try_from(t.request_limit).unwrap_or(i64::MAX);
+            self.tokens
+                .insert(format!("{owner}|{}", t.id), (t.clone(), limit));
+        }
+        Ok(())
+    }
+
+    async fn list_tokens(
+        &self,
+        owner: &str,
+        parent: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TokenRecord, u64)>, StoreError> {
+        let prefix = format!("{owner}|");
+        self.tokens.retain(|_, t| t.0.expires_at > now);
+        let mut out: Vec<(TokenRecord, u64)> = self
+            .tokens
+            .iter()
+            .filter(|e| e.key().starts_with(&prefix) && e.value().0.parent == parent)
+            .map(|e| (e.value().0.clone(), u64::try_from(e.value().1).unwrap_or(0)))
+            .collect();
+        out.sort_by_key(|(t, _)| t.created_at);
+        Ok(out)
+    }
+
+    async fn token(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(TokenRecord, u64)>, StoreError> {
+        Ok(self
+            .tokens
+            .get(&format!("{owner}|{id}"))
+            .filter(|t| t.0.expires_at > now)
+            .map(|t| (t.0.clone(), u64::try_from(t.1).unwrap_or(0))))
+    }
+
+    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let key = format!("{owner}|{id}");
+        Ok(self
+            .tokens
+            .remove_if(&key, |_, t| t.0.parent == parent)
+            .is_some())
+    }
+
+    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
+        let prefix = format!("{owner}|");
+        let before = self.tokens.len();
+        self.tokens
+            .retain(|k, t| !(k.starts_with(&prefix) && t.0.parent == parent));
+        Ok((before - self.tokens.len()) as u64)
     }
 }
 
@@ -345,6 +432,7 @@ mod tests {
             .map(|i| UsageEvent {
                 key: k,
                 call: CallRecord {
+                    token: None,
                     at: now,
                     method: "GET".into(),
                     path: format!("/p/{i}"),

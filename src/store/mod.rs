@@ -94,7 +94,33 @@ pub trait UsageStore: Send + Sync {
         -> Result<KeyUsage, StoreError>;
 }
 
-/// The whole store.
-pub trait Store: AccountStore + KeyStore + Meter + UsageStore {}
+/// Short-lived tokens: their records and request-limit counters, under the
+/// owner (`a:<account>`) so that admission reaches the counter in one call.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores new tokens with their full request limit.
+    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError>;
+    /// Active tokens of a static key with their remaining requests.
+    async fn list_tokens(
+        &self,
+        owner: &str,
+        parent: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TokenRecord, u64)>, StoreError>;
+    /// One active token with its remaining requests.
+    async fn token(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(TokenRecord, u64)>, StoreError>;
+    /// Revokes a token of `parent`; false if there is no such active token.
+    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    /// Revokes every token of a static key (when the key itself is revoked).
+    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError>;
+}
 
-impl<T: AccountStore + KeyStore + Meter + UsageStore> Store for T {}
+/// The whole store.
+pub trait Store: AccountStore + KeyStore + Meter + UsageStore + TokenStore {}
+
+impl<T: AccountStore + KeyStore + Meter + UsageStore + TokenStore> Store for T {}

@@ -107,6 +107,9 @@ pub struct Identity {
 /// One call, as recorded for a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
+    /// The short-lived token the call was made with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Uuid>,
     pub at: DateTime<Utc>,
     pub method: String,
     pub path: String,
@@ -123,6 +126,7 @@ impl CallRecord {
             "path": self.path,
             "status": self.status,
             "latencyMs": self.latency_ms,
+            "viaToken": self.token,
         })
     }
 }
@@ -167,4 +171,22 @@ pub fn last_days(now: DateTime<Utc>, days: u32) -> Vec<String> {
         .rev()
         .map(|back| day_of(&(now - chrono::Duration::days(i64::from(back)))))
         .collect()
+}
+
+/// A short-lived token, without its JWT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    /// The static key it was minted from.
+    pub parent: Uuid,
+    pub request_limit: u64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TokenRecord {
+    /// Milliseconds until expiry (at least 1).
+    pub fn ttl_ms(&self, now: DateTime<Utc>) -> i64 {
+        (self.expires_at - now).num_milliseconds().max(1)
+    }
 }

@@ -85,6 +85,9 @@ pub fn start_origin() -> Origin {
     }
 }
 
+/// The short-lived token secret every test gateway signs with.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+
 /// The admin token every test gateway uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
@@ -273,6 +276,7 @@ pub fn start_gate(opts: GateOpts) -> Gate {
         .env("TOLLGATE_ORIGIN", &opts.origin)
         .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
         .env("TOLLGATE_REDIS_URL", &redis_url)
+        .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
         .stdout(Stdio::null())
         .stderr(file);
     for (k, v) in &opts.env {
@@ -642,4 +646,16 @@ pub fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
+}
+
+/// Redis calls made by a gateway so far, by operation, from its own metrics.
+pub fn redis_calls(gate: &Gate) -> std::collections::BTreeMap<String, u64> {
+    gate.metrics()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("tollgate_redis_duration_seconds_count{op=\"")?;
+            let (op, n) = rest.split_once("\"} ")?;
+            Some((op.to_string(), n.trim().parse().ok()?))
+        })
+        .collect()
 }

@@ -26,7 +26,7 @@ pub use cache::AuthCache;
 use super::{
     types::{day_of, last_days, RECENT_CALLS},
     Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
-    UsageEvent, UsageStore,
+    TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
 use crate::config::RedisSettings;
@@ -112,6 +112,23 @@ pub fn bucket_key(owner: &str, bucket: &str) -> String {
 /// An owner's credit balance.
 pub fn credits_key(owner: &str) -> String {
     format!("tg:{{{owner}}}:credits")
+}
+
+/// A short-lived token's remaining requests (a placeholder in the same slot
+/// when the admission has no token).
+pub fn token_key(owner: &str, id: Option<Uuid>) -> String {
+    match id {
+        Some(id) => format!("tg:{{{owner}}}:tok:{id}"),
+        None => format!("tg:{{{owner}}}:tok:-"),
+    }
+}
+
+fn token_record_key(owner: &str, id: Uuid) -> String {
+    format!("tg:{{{owner}}}:tokrec:{id}")
+}
+
+fn token_set_key(owner: &str, parent: Uuid) -> String {
+    format!("tg:{{{owner}}}:toks:{parent}")
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -441,6 +458,7 @@ impl Meter for RedisStore {
         let mut c = self.conn()?;
         let mut inv = self.admit_script.key(bucket_key(&a.owner, &a.bucket));
         inv.key(credits_key(&a.owner))
+            .key(token_key(&a.owner, a.token))
             .arg(a.interval_us)
             .arg(a.burst);
         match &a.credits {
@@ -451,14 +469,9 @@ impl Meter for RedisStore {
                 .arg(ch.refill_ms.unwrap_or(0)),
             None => inv.arg(0).arg(0).arg(0).arg(0),
         };
-        let (code, remaining, retry_us, reset_us, balance, refill_ms): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = self
+        inv.arg(u8::from(a.token.is_some()));
+        type Reply = (i64, i64, i64, i64, i64, i64, i64);
+        let (code, remaining, retry_us, reset_us, balance, refill_ms, token_left): Reply = self
             .call("admit", self.settings.timeout, async move {
                 inv.invoke_async(&mut c).await
             })
@@ -468,6 +481,8 @@ impl Meter for RedisStore {
             verdict: match code {
                 1 => Verdict::Allowed,
                 2 => Verdict::InsufficientCredits,
+                3 => Verdict::RequestLimitExhausted,
+                4 => Verdict::TokenRevoked,
                 _ => Verdict::RateLimited,
             },
             remaining: u32::try_from(remaining).unwrap_or(0),
@@ -476,7 +491,134 @@ impl Meter for RedisStore {
             credits: a.credits.is_some().then_some(balance),
             credits_refill_in: (refill_ms >= 0 && a.credits.is_some())
                 .then(|| Duration::from_millis(u64::try_from(refill_ms).unwrap_or(0))),
+            token_remaining: a.token.is_some().then_some(token_left.max(0)),
         })
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut pipe = redis::pipe();
+        for t in tokens {
+            let ttl = t.ttl_ms(now);
+            pipe.cmd("SET")
+                .arg(token_key(owner, Some(t.id)))
+                .arg(t.request_limit)
+                .arg("PX")
+                .arg(ttl)
+                .ignore()
+                .cmd("SET")
+                .arg(token_record_key(owner, t.id))
+                .arg(encode(t)?)
+                .arg("PX")
+                .arg(ttl)
+                .ignore()
+                .sadd(token_set_key(owner, t.parent), t.id.to_string())
+                .ignore()
+                .pexpire(token_set_key(owner, t.parent), ttl.max(86_400_000))
+                .ignore();
+        }
+        // Every key is under the owner's tag: one slot, one round trip.
+        self.run_pipelines("create_tokens", vec![pipe]).await
+    }
+
+    async fn list_tokens(
+        &self,
+        owner: &str,
+        parent: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TokenRecord, u64)>, StoreError> {
+        let mut c = self.conn()?;
+        let set = token_set_key(owner, parent);
+        let ids: Vec<String> = self
+            .call("list_tokens", ADMIN_TIMEOUT, async move {
+                c.smembers(set).await
+            })
+            .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Ok(id) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            match self.token(owner, id, now).await? {
+                Some(t) => out.push(t),
+                None => {
+                    let mut c = self.conn()?;
+                    let set = token_set_key(owner, parent);
+                    let _: i64 = self
+                        .call("list_tokens", ADMIN_TIMEOUT, async move {
+                            c.srem(set, id.to_string()).await
+                        })
+                        .await?;
+                }
+            }
+        }
+        out.sort_by_key(|(t, _)| t.created_at);
+        Ok(out)
+    }
+
+    async fn token(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(TokenRecord, u64)>, StoreError> {
+        let mut c = self.conn()?;
+        let mut pipe = redis::pipe();
+        pipe.get(token_record_key(owner, id))
+            .get(token_key(owner, Some(id)));
+        let (rec, left): (Option<String>, Option<i64>) = self
+            .call("token", ADMIN_TIMEOUT, async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let (Some(rec), Some(left)) = (rec, left) else {
+            return Ok(None);
+        };
+        let rec: TokenRecord = decode(&rec)?;
+        Ok((rec.expires_at > now).then(|| (rec, u64::try_from(left).unwrap_or(0))))
+    }
+
+    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let Some((rec, _)) = self.token(owner, id, Utc::now()).await? else {
+            return Ok(false);
+        };
+        if rec.parent != parent {
+            return Ok(false);
+        }
+        let mut pipe = redis::pipe();
+        pipe.del(token_key(owner, Some(id)))
+            .ignore()
+            .del(token_record_key(owner, id))
+            .ignore()
+            .srem(token_set_key(owner, parent), id.to_string())
+            .ignore();
+        self.run_pipelines("revoke_token", vec![pipe]).await?;
+        Ok(true)
+    }
+
+    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
+        let mut c = self.conn()?;
+        let set = token_set_key(owner, parent);
+        let ids: Vec<String> = self
+            .call("revoke_tokens", ADMIN_TIMEOUT, async move {
+                c.smembers(set).await
+            })
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            if let Ok(id) = Uuid::parse_str(id) {
+                pipe.del(token_key(owner, Some(id)))
+                    .ignore()
+                    .del(token_record_key(owner, id))
+                    .ignore();
+            }
+        }
+        pipe.del(token_set_key(owner, parent)).ignore();
+        self.run_pipelines("revoke_tokens", vec![pipe]).await?;
+        Ok(ids.len() as u64)
     }
 }
 
