@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a validated config: the proxy, the admin
 //! API, the metrics listener and the background services.
 
+use crate::auth::failures::FailureThrottle;
 use crate::auth::jwt::TokenSigner;
 use crate::config::Config;
 use crate::gateway::{Gateway, Proxy};
@@ -74,6 +75,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
         usage: usage.clone(),
         http,
         fallback: MemoryStore::new(),
+        failures: FailureThrottle::new(config.credentials.failure_limit),
         signer: config
             .short_lived
             .as_ref()

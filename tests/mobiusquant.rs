@@ -40,6 +40,7 @@ on_both_stores!(
     unreachable_origin_gets_a_json_502_that_says_to_retry,
     client_sent_identity_headers_are_replaced,
     metrics_count_requests_and_rejections,
+    a_flood_of_invalid_keys_from_one_client_is_throttled,
 );
 
 use common::*;
@@ -665,4 +666,33 @@ fn metrics_count_requests_and_rejections(b: Backend) {
     );
     assert!(m.contains("tollgate_request_duration_seconds_bucket"));
     assert!(m.contains("tollgate_upstream_duration_seconds_bucket"));
+}
+
+fn a_flood_of_invalid_keys_from_one_client_is_throttled(b: Backend) {
+    let (_o, gate) = setup_trusted(b);
+    let attacker = [("cf-connecting-ip", "203.0.113.66")];
+    for i in 0..60 {
+        let guess = format!("Bearer mq_{:043}", i);
+        let r = gate.get("/api/markets", &[attacker[0], ("authorization", &guess)]);
+        assert_eq!(r.status, 401, "guess {i}");
+    }
+    let r = gate.get(
+        "/api/markets",
+        &[
+            attacker[0],
+            ("authorization", &format!("Bearer mq_{}", "Z".repeat(43))),
+        ],
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    // Exempt paths and other clients are unaffected.
+    assert_eq!(gate.get("/api/health", &attacker).status, 200);
+    let r = gate.get(
+        "/api/markets",
+        &[
+            ("cf-connecting-ip", "203.0.113.67"),
+            ("authorization", "Bearer mq_nope"),
+        ],
+    );
+    assert_eq!(r.status, 401);
 }

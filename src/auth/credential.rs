@@ -22,6 +22,8 @@ pub struct CredentialPolicy {
     pub x_api_key: bool,
     /// Longest accepted credential.
     pub max_length: usize,
+    /// Invalid credentials per client per minute before 429; 0: off.
+    pub failure_limit: u32,
 }
 
 impl Default for CredentialPolicy {
@@ -31,6 +33,7 @@ impl Default for CredentialPolicy {
             raw_authorization: false,
             x_api_key: false,
             max_length: 512,
+            failure_limit: 60,
         }
     }
 }

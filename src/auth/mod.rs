@@ -2,5 +2,6 @@
 
 pub mod client_ip;
 pub mod credential;
+pub mod failures;
 pub mod jwt;
 pub mod keys;

@@ -299,6 +299,14 @@ pub struct CredentialsSection {
     /// Longest credential accepted; longer is a 401.
     #[serde(default = "default_max_token")]
     pub max_length: usize,
+    /// Invalid credentials per client IP per minute before that client gets
+    /// 429 without a store lookup; 0 disables.
+    #[serde(default = "default_failure_limit")]
+    pub failure_limit: u32,
+}
+
+fn default_failure_limit() -> u32 {
+    60
 }
 
 impl Default for CredentialsSection {
@@ -308,6 +316,7 @@ impl Default for CredentialsSection {
             raw_authorization: false,
             x_api_key: false,
             max_length: default_max_token(),
+            failure_limit: default_failure_limit(),
         }
     }
 }

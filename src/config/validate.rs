@@ -149,6 +149,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         raw_authorization: file.credentials.raw_authorization,
         x_api_key: file.credentials.x_api_key,
         max_length: file.credentials.max_length,
+        failure_limit: file.credentials.failure_limit,
     };
     if !(credentials.bearer || credentials.raw_authorization || credentials.x_api_key) {
         is.add(

@@ -74,6 +74,8 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// Status of a response tollgate wrote itself.
     pub own_status: Option<u16>,
+    /// The client's metering key (IPv4 address or IPv6 prefix).
+    pub client: Option<String>,
 }
 
 impl RequestCtx {
@@ -89,6 +91,7 @@ impl RequestCtx {
             response_headers: Vec::new(),
             upstream_started: None,
             own_status: None,
+            client: None,
         }
     }
 

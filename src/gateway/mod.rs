@@ -10,6 +10,7 @@ pub mod policy;
 mod principal;
 pub mod writer;
 
+use crate::auth::failures::FailureThrottle;
 use crate::auth::jwt::TokenSigner;
 use crate::config::Config;
 use crate::metrics::metrics;
@@ -43,6 +44,8 @@ pub struct Gateway {
     pub fallback: MemoryStore,
     /// Signs and verifies short-lived tokens, when the profile has them.
     pub signer: Option<TokenSigner>,
+    /// Invalid credentials per client IP.
+    pub failures: FailureThrottle,
 }
 
 impl Gateway {
@@ -52,6 +55,11 @@ impl Gateway {
             .rejections
             .with_label_values(&[err.kind.name()])
             .inc();
+        if err.kind == ErrorKind::Unauthorized {
+            if let Some(client) = &ctx.client {
+                self.failures.failed(client);
+            }
+        }
         ctx.decision = Decision::Rejected(err.kind.name());
         let reply = self.config.errors.render(&err);
         ctx.own_status = Some(reply.status);

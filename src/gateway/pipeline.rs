@@ -74,6 +74,8 @@ impl Gateway {
             .map_err(|e| ApiError::detail(ErrorKind::BadRequest, e.to_string()))?;
         let method = req.method.clone();
         let client_ip = cfg.client_ip.client_ip(peer_ip(session), &req.headers);
+        let client = cfg.client_ip.bucket_key(client_ip);
+        ctx.client = Some(client);
 
         if let Some(trial) = &cfg.trial {
             if path.canonical == trial.path {

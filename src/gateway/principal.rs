@@ -45,6 +45,12 @@ impl Gateway {
                 log::debug!("credential refused: {e}");
                 unauthorized()
             })?;
+        if cred.is_some() && self.failures.blocked(&cfg.client_ip.bucket_key(client_ip)) {
+            return Err(ApiError::new(ErrorKind::RateLimited)
+                .var("limit", self.failures.limit().to_string())
+                .var("window", "min")
+                .header("Retry-After", "60"));
+        }
         let Some(cred) = cred else {
             return match access {
                 Access::Anonymous => Ok(Principal::Anonymous { ip: client_ip }),
