@@ -26,6 +26,8 @@ pub enum PathError {
     NotUtf8,
     #[error("the path climbs above the root")]
     AboveRoot,
+    #[error("the path has a segment that some servers read as a dot segment")]
+    AmbiguousDots,
 }
 
 /// A normalised request path.
@@ -127,6 +129,15 @@ pub fn normalize(target: &[u8]) -> Result<NormalPath, PathError> {
     let mut trailing_slash = false;
     for (idx, raw) in raw_segments.iter().enumerate() {
         let seg = decode_segment(raw)?;
+        // `..;x`, `.. `, `...`: read as `..` by some servers (path parameters,
+        // trailing dots and spaces trimmed); never guessed.
+        if seg != "." && seg != ".." {
+            let core = seg.split(';').next().unwrap_or("");
+            let trimmed = seg.trim_end_matches(['.', ' ']);
+            if core == "." || core == ".." || (trimmed.is_empty() && !seg.is_empty()) {
+                return Err(PathError::AmbiguousDots);
+            }
+        }
         match seg.as_str() {
             "" => {}
             "." => {}
@@ -352,6 +363,17 @@ mod tests {
         assert_eq!(canon("/api/%zz"), Err(PathError::BadEncoding));
         assert_eq!(canon("/api/%0a"), Err(PathError::Control));
         assert_eq!(canon("/api/%ff"), Err(PathError::NotUtf8));
+        assert_eq!(
+            canon("/docs/..;/api/markets"),
+            Err(PathError::AmbiguousDots)
+        );
+        assert_eq!(canon("/docs/.;x/api"), Err(PathError::AmbiguousDots));
+        assert_eq!(
+            canon("/docs/..%20/api/markets"),
+            Err(PathError::AmbiguousDots)
+        );
+        assert_eq!(canon("/docs/.../api"), Err(PathError::AmbiguousDots));
+        assert_eq!(canon("/api/a;b"), Ok("/api/a;b".into()));
         assert_eq!(canon("/.."), Err(PathError::AboveRoot));
         assert_eq!(canon("api"), Err(PathError::NotAbsolute));
         assert!(normalize(b"/api/\xff").is_err());

@@ -124,6 +124,13 @@ fn spoofed_client_ip_header_from_untrusted_peer_is_ignored(b: Backend) {
     }
     let r = gate.get("/api/markets", &[("cf-connecting-ip", "198.51.100.200")]);
     assert_eq!(r.status, 429, "all calls count against the TCP peer");
+    // The spoofed header does not reach the origin either; the address used does.
+    let echo = gate.get(
+        "/api/health/../echo",
+        &[("cf-connecting-ip", "198.51.100.1")],
+    );
+    let echo = echo.json();
+    assert!(echo["headers"].get("cf-connecting-ip").is_none(), "{echo}");
     let echo_ip = gate.get("/api/health", &[]);
     assert_eq!(echo_ip.status, 200);
 }
@@ -321,6 +328,9 @@ fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one(b: Backend) {
         "/api/%zz",
         "/api/%00",
         "/%2e%2e/api/markets",
+        "/docs/..;/api/markets",
+        "/docs/..%20/api/markets",
+        "/docs/.../api/markets",
     ] {
         let raw = gate.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
         assert!(raw.starts_with("HTTP/1.1 400"), "{path}: {raw}");
@@ -332,6 +342,9 @@ fn encoded_path_tricks_never_reach_a_metered_route_as_a_public_one(b: Backend) {
     }
     let raw = gate.raw(b"GET /api/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    // Only the documented exempt paths are exempt, not what lies below them.
+    let r = gate.get("/docs/anything", &[]);
+    assert_eq!(r.status, 404);
     // Unknown routes are 404 with the profile's body.
     let r = gate.get("/nope", &[]);
     assert_eq!(r.status, 404);

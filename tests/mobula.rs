@@ -282,6 +282,10 @@ fn exhausted_token_gets_429_saying_its_limit_is_used_up(b: Backend) {
         "{}",
         r.body
     );
+    assert!(
+        r.header("retry-after").is_none(),
+        "waiting never helps a spent token"
+    );
     assert!(!r.reached_origin());
     // The static key itself is not limited by its token.
     assert_eq!(gate.get(DATA, &[("x-api-key", &key)]).status, 200);

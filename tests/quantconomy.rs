@@ -158,6 +158,8 @@ fn demo_key_is_capped_at_three_results_without_pagination(b: Backend) {
         "offset=3",
         "page=2",
         "Page=2",
+        "x=1;limit=500",
+        "a=1;cursor=abc",
     ] {
         let r = gate.get_with(&format!("/api/v1/entries?{q}"), DEMO);
         assert_eq!(r.status, 400, "{q}: {}", r.body);
@@ -234,6 +236,17 @@ fn demo_key_draws_from_one_pooled_budget_and_one_shared_bucket(b: Backend) {
         .expect("retry-after");
     assert!((1..=3600).contains(&refill));
     assert!(!r.reached_origin());
+    // Exactly one Retry-After, the time to the refill (the bucket itself is not empty).
+    let raw = gate
+        .raw(b"GET /api/v1/entries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mtk_demo\r\n\r\n");
+    assert!(raw.starts_with("HTTP/1.1 402"), "{raw}");
+    let retry_afters: Vec<&str> = raw
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
+        .collect();
+    assert_eq!(retry_afters.len(), 1, "{raw}");
+    let secs: u64 = retry_afters[0][12..].trim().parse().expect("secs");
+    assert!(secs + 2 >= refill && secs <= refill, "{secs} vs {refill}");
     // Anyone's own key is unaffected by the demo pool.
     let token = account_with_key(&gate, "acme", "free");
     assert_eq!(gate.get_with("/api/v1/entries", &token).status, 200);

@@ -33,7 +33,7 @@ impl Default for CredentialPolicy {
             raw_authorization: false,
             x_api_key: false,
             max_length: 512,
-            failure_limit: 60,
+            failure_limit: 0,
         }
     }
 }

@@ -6,7 +6,6 @@
 use jsonwebtoken::{
     decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
 };
-use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use thiserror::Error;
@@ -91,7 +90,9 @@ impl TokenSigner {
             }
             let bytes = if secret.is_empty() {
                 let mut random = [0u8; 32];
-                let _ = rand::rngs::OsRng.try_fill_bytes(&mut random);
+                // The thread RNG is a CSPRNG seeded from the OS; it never yields
+                // a predictable all-zero key.
+                rand::Rng::fill(&mut rand::rng(), &mut random[..]);
                 random.to_vec()
             } else {
                 secret.as_bytes().to_vec()

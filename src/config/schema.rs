@@ -306,7 +306,7 @@ pub struct CredentialsSection {
 }
 
 fn default_failure_limit() -> u32 {
-    60
+    0
 }
 
 impl Default for CredentialsSection {

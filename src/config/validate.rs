@@ -391,6 +391,9 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         }
         let plan = find_plan(&mut is, "trial.plan", &t.plan);
         let ttl = is.duration("trial.ttl", &t.ttl);
+        if ttl > Duration::from_secs(3650 * 86_400) {
+            is.add("trial.ttl", "must be at most 3650d");
+        }
         if t.issue_rate == 0 {
             is.add("trial.issue_rate", "must be at least 1");
         }
@@ -580,6 +583,17 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
     let burst = p.burst.unwrap_or(p.rate);
     if burst == 0 {
         is.add(format!("{key}.burst"), "must be at least 1");
+    }
+    if window > Duration::from_secs(366 * 86_400) {
+        is.add(format!("{key}.window"), "must be at most 366d");
+    }
+    // The bucket's capacity in µs (window / rate × burst) must stay far from i64's range.
+    let capacity_us = window.as_micros() / u128::from(p.rate.max(1)) * u128::from(burst);
+    if capacity_us > 10u128.pow(17) {
+        is.add(
+            format!("{key}.burst"),
+            "window / rate × burst is too large (above about 3 years)",
+        );
     }
     if p.max_active_keys == Some(0) {
         is.add(
@@ -817,6 +831,12 @@ fn compile_short_lived(
     }
     let min = is.duration("short_lived.min_expires_in", &s.min_expires_in);
     let max = is.duration("short_lived.max_expires_in", &s.max_expires_in);
+    if max > Duration::from_secs(30 * 86_400) {
+        is.add(
+            "short_lived.max_expires_in",
+            "must be at most 30d: short-lived tokens are meant to be short",
+        );
+    }
     let default = is.duration("short_lived.default_expires_in", &s.default_expires_in);
     if !(min <= default && default <= max) {
         is.add(

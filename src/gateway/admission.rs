@@ -119,7 +119,8 @@ impl Gateway {
         };
         let outcome = match self.store.admit(&admission).await {
             Ok(o) => o,
-            Err(e) if policy == StoreFailure::FailOpen => {
+            // A short-lived token's revocation and limit live only in the store.
+            Err(e) if policy == StoreFailure::FailOpen && token.is_none() => {
                 log::debug!("store unreachable ({e}); local limiter decides");
                 let o = self
                     .fallback

@@ -76,6 +76,10 @@ pub struct RequestCtx {
     pub own_status: Option<u16>,
     /// The client's metering key (IPv4 address or IPv6 prefix).
     pub client: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// Whether the TCP peer may set the client-IP header.
+    pub peer_trusted: bool,
 }
 
 impl RequestCtx {
@@ -92,6 +96,8 @@ impl RequestCtx {
             upstream_started: None,
             own_status: None,
             client: None,
+            client_ip: None,
+            peer_trusted: false,
         }
     }
 

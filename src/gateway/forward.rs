@@ -19,6 +19,13 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
         req.set_uri(uri);
     }
+    // A client-IP header from an untrusted peer is a claim, not a fact: it does
+    // not reach the origin, which gets the address tollgate used instead.
+    if let Some(header) = &gw.config.client_ip.header {
+        if !ctx.peer_trusted {
+            req.remove_header(header.as_str());
+        }
+    }
     req.remove_header("authorization");
     req.remove_header(X_API_KEY);
     let own: Vec<String> = req
@@ -39,6 +46,9 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             req.insert_header("host", host)?;
         }
     }
+    if let Some(ip) = ctx.client_ip {
+        req.insert_header("x-tollgate-client-ip", ip.to_string())?;
+    }
     match &ctx.principal {
         Some(Principal::Key(identity)) => {
             let key = &identity.key;
@@ -55,8 +65,7 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             req.insert_header("x-tollgate-token-id", claims.jti.to_string())?;
             req.insert_header("x-tollgate-plan", claims.plan.as_str())?;
         }
-        Some(Principal::Anonymous { ip }) => {
-            req.insert_header("x-tollgate-client-ip", ip.to_string())?;
+        Some(Principal::Anonymous { .. }) => {
             if let Some(plan) = &ctx.plan {
                 req.insert_header("x-tollgate-plan", plan.name.as_str())?;
             }

@@ -55,11 +55,6 @@ impl Gateway {
             .rejections
             .with_label_values(&[err.kind.name()])
             .inc();
-        if err.kind == ErrorKind::Unauthorized {
-            if let Some(client) = &ctx.client {
-                self.failures.failed(client);
-            }
-        }
         ctx.decision = Decision::Rejected(err.kind.name());
         let reply = self.config.errors.render(&err);
         ctx.own_status = Some(reply.status);

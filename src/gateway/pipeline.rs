@@ -73,9 +73,11 @@ impl Gateway {
         let path = routing::normalize(req.raw_path())
             .map_err(|e| ApiError::detail(ErrorKind::BadRequest, e.to_string()))?;
         let method = req.method.clone();
-        let client_ip = cfg.client_ip.client_ip(peer_ip(session), &req.headers);
-        let client = cfg.client_ip.bucket_key(client_ip);
-        ctx.client = Some(client);
+        let peer = peer_ip(session);
+        let client_ip = cfg.client_ip.client_ip(peer, &req.headers);
+        ctx.client = Some(cfg.client_ip.bucket_key(client_ip));
+        ctx.client_ip = Some(client_ip);
+        ctx.peer_trusted = cfg.client_ip.is_trusted(peer);
 
         if let Some(trial) = &cfg.trial {
             if path.canonical == trial.path {

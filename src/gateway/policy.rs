@@ -28,7 +28,12 @@ pub fn check_query(
     q: &QueryPolicy,
 ) -> Result<Option<String>, String> {
     let mut saw_limit = false;
-    for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    // Some servers also split on ';': so does this check.
+    for part in query
+        .unwrap_or("")
+        .split(['&', ';'])
+        .filter(|p| !p.is_empty())
+    {
         let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
         let name = canonical_name(raw_name);
         if !plan.pagination && q.pagination_params.contains(&name) {
@@ -111,6 +116,7 @@ mod tests {
             "limit=0x10",
             "limit=%35%30",
             "Limit=99999999999",
+            "x=1;limit=500",
         ] {
             assert!(check_query(Some(bad), &p, &q).is_err(), "{bad}");
         }
@@ -119,7 +125,14 @@ mod tests {
     #[test]
     fn refuses_pagination() {
         let (p, q) = (demo(), policy());
-        for bad in ["cursor=abc", "offset=3", "page=2", "PAGE=2", "Cursor%00=x"] {
+        for bad in [
+            "cursor=abc",
+            "offset=3",
+            "page=2",
+            "PAGE=2",
+            "Cursor%00=x",
+            "a=1;cursor=x",
+        ] {
             assert!(check_query(Some(bad), &p, &q).is_err(), "{bad}");
         }
         let mut open = demo();

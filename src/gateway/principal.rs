@@ -45,20 +45,37 @@ impl Gateway {
                 log::debug!("credential refused: {e}");
                 unauthorized()
             })?;
-        if cred.is_some() && self.failures.blocked(&cfg.client_ip.bucket_key(client_ip)) {
-            return Err(ApiError::new(ErrorKind::RateLimited)
-                .var("limit", self.failures.limit().to_string())
-                .var("window", "min")
-                .header("Retry-After", "60"));
-        }
         let Some(cred) = cred else {
             return match access {
                 Access::Anonymous => Ok(Principal::Anonymous { ip: client_ip }),
                 _ => Err(unauthorized_because("an API key is required")),
             };
         };
+        let client = cfg.client_ip.bucket_key(client_ip);
+        if self.failures.blocked(&client) {
+            return Err(ApiError::new(ErrorKind::RateLimited)
+                .var("limit", self.failures.limit().to_string())
+                .var("window", "min")
+                .header("Retry-After", "60"));
+        }
+        let result = self.resolve_credential(&cred, policy, route).await;
+        if matches!(&result, Err(e) if e.kind == ErrorKind::Unauthorized) {
+            // Only a credential that was sent and failed counts, never a missing one.
+            self.failures.failed(&client);
+        }
+        result
+    }
+
+    /// A credential that was sent: a JWT, a public key or a stored key.
+    async fn resolve_credential(
+        &self,
+        cred: &Credential,
+        policy: StoreFailure,
+        route: &str,
+    ) -> Result<Principal, ApiError> {
+        let cfg = &self.config;
         if looks_like_jwt(&cred.token) {
-            return self.short_lived_principal(&cred);
+            return self.short_lived_principal(cred);
         }
         if let Some(public) = cfg.public_keys.get(&cred.token) {
             return Ok(Principal::Key(Box::new(Identity {

@@ -204,7 +204,13 @@ impl Gateway {
                         ROUTE,
                     ))
                     .await?;
-                let exp_ms = now.timestamp_millis() + i64::try_from(expires_in).unwrap_or(0);
+                let mut exp_ms = now
+                    .timestamp_millis()
+                    .saturating_add(i64::try_from(expires_in).unwrap_or(0));
+                // A token never outlives the key it was minted from.
+                if let Some(parent_exp) = identity.key.expires_at {
+                    exp_ms = exp_ms.min(parent_exp.timestamp_millis());
+                }
                 let exp_s = exp_ms.div_euclid(1000);
                 let expires_at = Utc.timestamp_opt(exp_s, 0).single().unwrap_or(now);
                 let iat = u64::try_from(now.timestamp()).unwrap_or(0);
@@ -226,7 +232,8 @@ impl Gateway {
                         plan: plan.name.clone(),
                         lim: limit,
                         iat,
-                        nbf: iat,
+                        // Instances' clocks may differ slightly: valid from 5 s ago.
+                        nbf: iat.saturating_sub(5),
                         exp: u64::try_from(exp_s).unwrap_or(0),
                     };
                     let jwt = signer.mint(&claims).map_err(|e| {

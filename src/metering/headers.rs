@@ -34,16 +34,17 @@ pub fn rate_limit_headers(plan: &Plan, outcome: &AdmitOutcome) -> Vec<(String, S
             ),
         ),
     ];
-    let t = if outcome.verdict == Verdict::Allowed {
-        reset
-    } else {
+    let limited = outcome.verdict == Verdict::RateLimited;
+    let t = if limited {
         ceil_secs(outcome.retry_after).max(1)
+    } else {
+        reset
     };
     out.push((
         "RateLimit".to_string(),
         format!("\"{}\";r={};t={}", plan.name, outcome.remaining, t),
     ));
-    if outcome.verdict != Verdict::Allowed {
+    if limited {
         out.push((
             "Retry-After".to_string(),
             ceil_secs(outcome.retry_after).max(1).to_string(),

@@ -316,10 +316,13 @@ impl TokenStore for MemoryStore {
 
     async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
         let prefix = format!("{owner}|");
-        let before = self.tokens.len();
-        self.tokens
-            .retain(|k, t| !(k.starts_with(&prefix) && t.0.parent == parent));
-        Ok((before - self.tokens.len()) as u64)
+        let mut removed = 0u64;
+        self.tokens.retain(|k, t| {
+            let hit = k.starts_with(&prefix) && t.0.parent == parent;
+            removed += u64::from(hit);
+            !hit
+        });
+        Ok(removed)
     }
 }
 

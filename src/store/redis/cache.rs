@@ -6,6 +6,7 @@
 use crate::auth::keys::KeyHash;
 use crate::store::Identity;
 use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Entries kept before stale ones are swept.
@@ -19,6 +20,9 @@ struct Entry {
 /// The cache.
 pub struct AuthCache {
     map: DashMap<KeyHash, Entry>,
+    /// Bumped by every invalidation: a lookup that overlapped one is not cached,
+    /// so a read from before a revocation cannot be stored as fresh after it.
+    epoch: AtomicU64,
     ttl: Duration,
     negative_ttl: Duration,
 }
@@ -28,6 +32,7 @@ impl AuthCache {
     pub fn new(ttl: Duration, negative_ttl: Duration) -> Self {
         Self {
             map: DashMap::new(),
+            epoch: AtomicU64::new(0),
             ttl,
             negative_ttl,
         }
@@ -49,8 +54,16 @@ impl AuthCache {
         self.map.get(hash).and_then(|e| e.identity.clone())
     }
 
-    /// Stores an answer.
-    pub fn put(&self, hash: KeyHash, identity: Option<Identity>) {
+    /// The invalidation epoch, to read before a lookup and pass to [`Self::put`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Stores an answer read at `epoch`, unless an invalidation happened since.
+    pub fn put(&self, hash: KeyHash, identity: Option<Identity>, epoch: u64) {
+        if self.epoch() != epoch {
+            return;
+        }
         if self.map.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
             self.map
@@ -67,12 +80,14 @@ impl AuthCache {
 
     /// Drops one entry.
     pub fn invalidate(&self, hash: &KeyHash) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.map.remove(hash);
     }
 
     /// Drops every fresh answer (after a lost invalidation channel), keeping
     /// records for `fail_open` by marking them stale.
     pub fn expire_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         let old = Instant::now().checked_sub(self.ttl.max(self.negative_ttl) * 2);
         if let Some(old) = old {
             for mut e in self.map.iter_mut() {

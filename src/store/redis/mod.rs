@@ -389,11 +389,12 @@ impl KeyStore for RedisStore {
         if let Some(answer) = self.cache.fresh(hash) {
             return Ok(answer);
         }
+        let epoch = self.cache.epoch();
         let identity = self.get_identity(hash).await?.map(|s| Identity {
             key: s.key,
             plan: s.plan,
         });
-        self.cache.put(*hash, identity.clone());
+        self.cache.put(*hash, identity.clone(), epoch);
         Ok(identity)
     }
 
