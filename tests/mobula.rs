@@ -2,29 +2,13 @@
 //! on both stores, through real sockets.
 #![allow(clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[test]
-            fn $name() {
-                super::$name(super::Backend::Memory)
-            })*
-        }
-        mod redis {
-            $(#[test]
-            fn $name() {
-                super::$name(super::Backend::Redis)
-            })*
-        }
-    };
-}
 
 on_both_stores!(
     static_keys_work_raw_as_x_api_key_and_as_bearer,

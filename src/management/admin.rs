@@ -14,8 +14,8 @@
 //! | DELETE | /v1/keys/{id} | revoke |
 //! | GET | /v1/keys/{id}/usage | lastUsedAt, last 50 calls, 7-day daily counts |
 
-use super::body;
 use super::keys::NewKey;
+use super::{body, unavailable};
 use crate::gateway::Gateway;
 use crate::metering::credits::CreditCharge;
 use crate::metering::plan::CreditPool;
@@ -115,29 +115,9 @@ fn not_found(what: &str) -> ApiError {
     ApiError::detail(ErrorKind::NotFound, format!("{what} not found"))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    log::warn!("admin store call failed: {e}");
-    ApiError::detail(ErrorKind::Unavailable, "store unavailable; retry shortly")
-        .header("Retry-After", "1")
-}
-
 impl AdminApi {
     async fn read_body(&self, session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
-        let mut raw = Vec::new();
-        loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
-                    body::append(&mut raw, &chunk, self.0.config.server.max_body_bytes)?
-                }
-                Ok(None) => return Ok(raw),
-                Err(e) => {
-                    return Err(ApiError::detail(
-                        ErrorKind::BadRequest,
-                        format!("cannot read body: {e}"),
-                    ))
-                }
-            }
-        }
+        body::read(session, self.0.config.server.max_body_bytes).await
     }
 
     async fn handle(&self, session: &mut ServerSession) -> Result<Reply, ApiError> {

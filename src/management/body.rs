@@ -1,7 +1,25 @@
 //! Reading and parsing JSON request bodies for management endpoints.
 
 use crate::reply::{ApiError, ErrorKind};
+use pingora::protocols::http::ServerSession;
 use serde::de::DeserializeOwned;
+
+/// Reads a whole request body, refusing more than `max` bytes with 413.
+pub async fn read(session: &mut ServerSession, max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut raw = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => append(&mut raw, &chunk, max)?,
+            Ok(None) => return Ok(raw),
+            Err(e) => {
+                return Err(ApiError::detail(
+                    ErrorKind::BadRequest,
+                    format!("cannot read body: {e}"),
+                ))
+            }
+        }
+    }
+}
 
 /// Appends a chunk, refusing bodies over `max` bytes with 413.
 pub fn append(buf: &mut Vec<u8>, chunk: &[u8], max: usize) -> Result<(), ApiError> {

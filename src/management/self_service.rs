@@ -3,8 +3,8 @@
 //! revoke (`DELETE <path>/<id>`). Free of credits, rate-limited like any call,
 //! refused (403) to plans without key management, such as a public demo key.
 
-use super::body;
 use super::keys::NewKey;
+use super::{body, unavailable};
 use crate::gateway::context::{Principal, RequestCtx};
 use crate::gateway::{Charge, Gateway};
 use crate::reply::{ApiError, ErrorKind, Reply};
@@ -39,15 +39,6 @@ fn view(k: &KeyRecord, now: DateTime<Utc>, last_used: Option<DateTime<Utc>>) -> 
         "lastUsedAt": last_used.as_ref().map(rfc3339),
         "createdAt": rfc3339(&k.created_at),
     })
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    log::warn!("self-service store call failed: {e}");
-    ApiError::detail(
-        ErrorKind::Unavailable,
-        "temporarily unavailable; retry shortly",
-    )
-    .header("Retry-After", "1")
 }
 
 impl Gateway {
@@ -103,21 +94,7 @@ impl Gateway {
         let now = Utc::now();
         let mut reply = match (method, rest) {
             (&Method::POST, "") => {
-                let mut raw = Vec::new();
-                loop {
-                    match session.read_request_body().await {
-                        Ok(Some(chunk)) => {
-                            body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            return Err(ApiError::detail(
-                                ErrorKind::BadRequest,
-                                format!("cannot read body: {e}"),
-                            ))
-                        }
-                    }
-                }
+                let raw = body::read(session, self.config.server.max_body_bytes).await?;
                 let body: CreateBody = body::parse(&raw)?;
                 if body.expires_at.is_some() && !plan.custom_expiry {
                     return Err(ApiError::detail(

@@ -3,7 +3,7 @@
 //! (`DELETE <tokens_path>/<id>`) and inspect (`GET <inspect_path>?token=<jwt>`).
 //! Creation is limited per static key and gated by the plan.
 
-use super::body;
+use super::{body, unavailable};
 use crate::auth::jwt::TokenClaims;
 use crate::config::ShortLivedSettings;
 use crate::gateway::context::{Principal, RequestCtx};
@@ -74,15 +74,6 @@ fn view(t: &TokenRecord, remaining: u64) -> Map<String, Value> {
     m
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    log::warn!("token store call failed: {e}");
-    ApiError::detail(
-        ErrorKind::Unavailable,
-        "temporarily unavailable; retry shortly",
-    )
-    .header("Retry-After", "1")
-}
-
 impl Gateway {
     /// Handles a token endpoint.
     pub async fn short_lived(
@@ -139,16 +130,7 @@ impl Gateway {
         let now = Utc::now();
         let (mut reply, headers) = match (method, endpoint) {
             (&Method::POST, Endpoint::Tokens) => {
-                let mut raw = Vec::new();
-                loop {
-                    match session.read_request_body().await {
-                        Ok(Some(chunk)) => {
-                            body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Err(bad(format!("cannot read body: {e}"))),
-                    }
-                }
+                let raw = body::read(session, self.config.server.max_body_bytes).await?;
                 let b: CreateBody = body::parse(&raw)?;
                 if b.expires_in.is_none() && b.count.is_none() && b.request_limit.is_none() {
                     return Err(bad(

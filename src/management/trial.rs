@@ -78,21 +78,7 @@ impl Gateway {
                 "trial",
             ))
             .await?;
-        let mut raw = Vec::new();
-        loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
-                    body::append(&mut raw, &chunk, self.config.server.max_body_bytes)?
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(ApiError::detail(
-                        ErrorKind::BadRequest,
-                        format!("cannot read body: {e}"),
-                    ))
-                }
-            }
-        }
+        let raw = body::read(session, self.config.server.max_body_bytes).await?;
         let fields: Map<String, Value> = body::parse(&raw)?;
         for key in fields.keys() {
             let known =

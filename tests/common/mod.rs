@@ -3,6 +3,25 @@
 #![allow(dead_code, clippy::expect_used)]
 
 use serde_json::Value;
+
+/// Runs each named `fn(Backend)` as two tests: `memory::name` and `redis::name`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Memory)
+            })*
+        }
+        mod redis {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Redis)
+            })*
+        }
+    };
+}
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
