@@ -394,3 +394,54 @@ fn one_redis_call_per_request_with_a_key_or_a_short_lived_token() {
     assert!((per_request - 1.0).abs() < f64::EPSILON, "{per_request}");
     assert!(redis.command_calls("evalsha") >= 2 * n as u64);
 }
+
+#[test]
+fn short_lived_token_secrets_rotate_by_kid() {
+    let redis = RedisServer::start();
+    let origin = start_origin();
+    let old = "old-secret-0123456789abcdef0123456789abcdef";
+    let new = "new-secret-0123456789abcdef0123456789abcdef";
+    let gate = |env: &[(&str, &str)]| {
+        let mut opts = GateOpts::new("mobula.toml", &origin.addr).redis(&redis.url());
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        start_gate(opts)
+    };
+    let before = gate(&[("TOLLGATE_JWT_KID", "k1"), ("TOLLGATE_JWT_SECRET", old)]);
+    before.create_account("acme", "startup");
+    let (_, key) = before.create_key("acme", "server");
+    let r = before.send(
+        "POST",
+        "/api/2/auth/tokens",
+        &[("authorization", &key)],
+        Some(r#"{"count": 1}"#),
+    );
+    let token = r.json()["createApiTokens"][0]["token"]
+        .as_str()
+        .expect("jwt")
+        .to_string();
+    // After the rotation: signs with k2, still verifies k1.
+    let rotated = gate(&[
+        ("TOLLGATE_JWT_KID", "k2"),
+        ("TOLLGATE_JWT_SECRET", new),
+        ("TOLLGATE_JWT_PREVIOUS_KID", "k1"),
+        ("TOLLGATE_JWT_PREVIOUS_SECRET", old),
+    ]);
+    assert_eq!(rotated.get_with("/api/1/market/data", &token).status, 200);
+    let r = rotated.send(
+        "POST",
+        "/api/2/auth/tokens",
+        &[("authorization", &key)],
+        Some(r#"{"count": 1}"#),
+    );
+    let fresh = r.json()["createApiTokens"][0]["token"]
+        .as_str()
+        .expect("jwt")
+        .to_string();
+    assert_eq!(rotated.get_with("/api/1/market/data", &fresh).status, 200);
+    // Once the old secret is dropped, its tokens stop working.
+    let dropped = gate(&[("TOLLGATE_JWT_KID", "k2"), ("TOLLGATE_JWT_SECRET", new)]);
+    assert_eq!(dropped.get_with("/api/1/market/data", &token).status, 401);
+    assert_eq!(dropped.get_with("/api/1/market/data", &fresh).status, 200);
+}
