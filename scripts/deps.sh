@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(cmake)
 case "${1:-build}" in
-  test) want+=(redis-server curl) ;;
+  test) want+=(redis-server curl openssl) ;;
   bench) want+=(redis-server nginx wrk curl) ;;
 esac
 missing=()

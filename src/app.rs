@@ -34,6 +34,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     let conf = ServerConf {
         threads: config.server.threads,
         work_stealing: false,
+        ca_file: config.server.upstream_ca_file.clone(),
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.as_secs().max(1)),
         ..ServerConf::default()
@@ -51,7 +52,10 @@ pub fn build(config: Config) -> Result<Server, AppError> {
             redis
         }
     };
-    let (origins, health_services) = Origins::build(config.origins.values())?;
+    let (origins, health_services) = Origins::build(
+        config.origins.values(),
+        config.server.upstream_ca_file.as_deref(),
+    )?;
     let usage = Arc::new(UsageRecorder::new(config.store.usage_queue));
     let http = reqwest::Client::builder()
         .build()

@@ -33,6 +33,12 @@ pub enum Command {
         /// Reported in the `x-origin-server` response header.
         #[arg(long, default_value = "sample")]
         name: String,
+        /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<String>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<String>,
     },
     /// Manage accounts through the admin API.
     Accounts {

@@ -50,7 +50,12 @@ fn main() {
                 }
             }
         }
-        Command::SampleOrigin { listen, name } => {
+        Command::SampleOrigin {
+            listen,
+            name,
+            tls_cert,
+            tls_key,
+        } => {
             let conf = ServerConf {
                 threads: 2,
                 grace_period_seconds: Some(0),
@@ -63,7 +68,15 @@ fn main() {
                 "sample origin".to_string(),
                 pingora::apps::http_app::HttpServer::new_app(SampleOrigin { name }),
             );
-            svc.add_tcp(&listen);
+            match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    if let Err(e) = svc.add_tls(&listen, &cert, &key) {
+                        eprintln!("tollgate: cannot serve TLS: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                _ => svc.add_tcp(&listen),
+            }
             server.add_service(svc);
             server.run_forever();
         }

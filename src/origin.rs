@@ -2,6 +2,8 @@
 //! health-checked by background services.
 
 use crate::config::{HealthCheck, OriginSettings};
+use pingora::connectors::http::Connector as HttpConnector;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
@@ -43,7 +45,14 @@ impl Origins {
     /// Builds balancers and their health-check services.
     pub fn build<'a>(
         settings: impl IntoIterator<Item = &'a OriginSettings>,
+        ca_file: Option<&str>,
     ) -> Result<(Self, Vec<HealthService>), OriginError> {
+        // Health checks verify TLS origins against the same CAs as the proxy.
+        let connector_options = || {
+            let mut o = ConnectorOptions::new(1);
+            o.ca_file = ca_file.map(String::from);
+            Some(o)
+        };
         let mut map = HashMap::new();
         let mut services = Vec::new();
         for s in settings {
@@ -58,11 +67,12 @@ impl Origins {
                 Some(hc) => {
                     let interval = match hc {
                         HealthCheck::Tcp { interval } => {
-                            let check = if s.tls {
+                            let mut check = if s.tls {
                                 TcpHealthCheck::new_tls(&s.sni)
                             } else {
                                 TcpHealthCheck::new()
                             };
+                            check.set_connector(TransportConnector::new(connector_options()));
                             lb.set_health_check(check);
                             *interval
                         }
@@ -79,6 +89,7 @@ impl Origins {
                                     message: e.to_string(),
                                 })?;
                             check.peer_template.sni = s.sni.clone();
+                            check.set_connector(HttpConnector::new(connector_options()));
                             check.peer_template.options.connection_timeout =
                                 Some(s.connect_timeout);
                             lb.set_health_check(Box::new(check));

@@ -92,6 +92,8 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    /// CAs trusted for TLS origins (instead of the system roots).
+    pub upstream_ca_file: Option<String>,
 }
 
 /// `[admin]`

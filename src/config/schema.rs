@@ -170,6 +170,9 @@ pub struct ServerSection {
     /// Seconds to drain connections on graceful shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace: String,
+    /// PEM file of the CAs trusted for TLS origins; empty: the system roots.
+    #[serde(default)]
+    pub upstream_ca_file: String,
 }
 
 impl Default for ServerSection {
@@ -180,6 +183,7 @@ impl Default for ServerSection {
             max_header_bytes: default_max_header_bytes(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace: default_grace(),
+            upstream_ca_file: String::new(),
         }
     }
 }

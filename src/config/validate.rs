@@ -105,6 +105,23 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             is.add("server.shutdown_grace", e);
             Duration::from_secs(5)
         }),
+        upstream_ca_file: match file.server.upstream_ca_file.trim() {
+            "" => None,
+            path => {
+                match std::fs::read_to_string(path) {
+                    Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                    Ok(_) => is.add(
+                        "server.upstream_ca_file",
+                        format!("{path:?} holds no PEM certificate"),
+                    ),
+                    Err(e) => is.add(
+                        "server.upstream_ca_file",
+                        format!("cannot read {path:?}: {e}"),
+                    ),
+                }
+                Some(path.to_string())
+            }
+        },
     };
 
     let admin = if file.admin.listen.trim().is_empty() {

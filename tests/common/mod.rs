@@ -89,10 +89,16 @@ pub struct Origin {
 
 /// Starts the sample origin on a free port.
 pub fn start_origin() -> Origin {
+    start_origin_with(&[])
+}
+
+/// Starts the sample origin with extra arguments (e.g. `--tls-cert`).
+pub fn start_origin_with(extra: &[&str]) -> Origin {
     let addr = format!("127.0.0.1:{}", free_port());
     let (log, file) = log_file("origin");
     let child = Command::new(bin())
         .args(["sample-origin", "--listen", &addr])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()

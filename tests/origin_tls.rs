@@ -1,0 +1,167 @@
+//! A TLS origin: verified against the configured CA, with SNI; a certificate
+//! that does not verify is a JSON 502, never a plaintext fallback.
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a leaf certificate for `localhost` signed by it; returns the directory.
+fn certificates(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-tls-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tollgate test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    dir
+}
+
+fn tls_origin(dir: &Path) -> Origin {
+    let cert = dir.join("leaf.pem").display().to_string();
+    let key = dir.join("leaf.key").display().to_string();
+    start_origin_with(&["--tls-cert", &cert, "--tls-key", &key])
+}
+
+#[test]
+fn tls_origin_with_sni_verified_against_the_configured_ca() {
+    let dir = certificates("ok");
+    let origin = tls_origin(&dir);
+    let ca = dir.join("ca.pem").display().to_string();
+    let gate = start_gate(
+        GateOpts::new(&fixture("tls_origin.toml"), &origin.addr)
+            .env("TOLLGATE_TEST_CA", &ca)
+            .env("TOLLGATE_TEST_SNI", "localhost"),
+    );
+    let r = gate.get("/api/markets", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.reached_origin());
+    let echo = gate.get("/api/echo", &[]).json();
+    assert_eq!(echo["headers"]["host"], "localhost");
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_is_a_json_502() {
+    let dir = certificates("served");
+    let origin = tls_origin(&dir);
+    // Trust another CA: the origin's certificate does not verify.
+    let other = certificates("other");
+    let gate = start_gate(
+        GateOpts::new(&fixture("tls_origin.toml"), &origin.addr)
+            .env(
+                "TOLLGATE_TEST_CA",
+                &other.join("ca.pem").display().to_string(),
+            )
+            .env("TOLLGATE_TEST_SNI", "localhost"),
+    );
+    let r = gate.get("/api/markets", &[]);
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("retry"));
+    // The right CA but the wrong name (SNI) fails too.
+    let gate = start_gate(
+        GateOpts::new(&fixture("tls_origin.toml"), &origin.addr)
+            .env(
+                "TOLLGATE_TEST_CA",
+                &dir.join("ca.pem").display().to_string(),
+            )
+            .env("TOLLGATE_TEST_SNI", "api.example.com"),
+    );
+    assert_eq!(gate.get("/api/markets", &[]).status, 502);
+}
+
+#[test]
+fn an_unreadable_ca_file_is_a_config_error() {
+    let out = Command::new(bin())
+        .args(["check", "--config", &fixture("tls_origin.toml")])
+        .env("TOLLGATE_LISTEN", "127.0.0.1:1")
+        .env("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:2")
+        .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("TOLLGATE_METRICS_LISTEN", "127.0.0.1:3")
+        .env("TOLLGATE_ORIGIN", "127.0.0.1:4")
+        .env("TOLLGATE_TEST_SNI", "localhost")
+        .env("TOLLGATE_TEST_CA", "/nonexistent/ca.pem")
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.upstream_ca_file: cannot read \"/nonexistent/ca.pem\""),
+        "{err}"
+    );
+}
