@@ -445,3 +445,40 @@ fn short_lived_token_secrets_rotate_by_kid() {
     assert_eq!(dropped.get_with("/api/1/market/data", &token).status, 401);
     assert_eq!(dropped.get_with("/api/1/market/data", &fresh).status, 200);
 }
+
+#[test]
+fn rediss_with_a_private_ca() {
+    let certs = certificates("redis");
+    let path = |f: &str| certs.join(f).display().to_string();
+    let port = free_port();
+    let redis = RedisServer::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path("leaf.pem"),
+            "--tls-key-file",
+            &path("leaf.key"),
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+        ],
+    );
+    let origin = start_origin();
+    let url = format!("rediss://localhost:{}", redis.port);
+    let gate = start_gate(
+        GateOpts::new(&fixture("shared.toml"), &origin.addr)
+            .redis(&url)
+            .env("TOLLGATE_REDIS_CA_FILE", &path("ca.pem")),
+    );
+    gate.create_account("acme", "fast");
+    let (_, token) = gate.create_key("acme", "k");
+    assert_eq!(gate.get_with("/api/klines?limit=1", &token).status, 200);
+    assert_eq!(redis_calls(&gate).get("admit"), Some(&1));
+}

@@ -110,6 +110,8 @@ pub struct RedisSettings {
     /// One URL, or Cluster seed URLs.
     pub urls: Vec<String>,
     pub cluster: bool,
+    /// PEM CAs for `rediss://` (instead of the system roots).
+    pub ca_pem: Option<Vec<u8>>,
     /// Deadline of one call on the request path.
     pub timeout: Duration,
     pub breaker_failures: u32,

@@ -235,6 +235,9 @@ pub struct StoreSection {
     /// Treat a single URL as a Redis Cluster seed.
     #[serde(default)]
     pub redis_cluster: bool,
+    /// PEM CAs trusted for `rediss://` instead of the system roots.
+    #[serde(default)]
+    pub redis_ca_file: String,
     /// Deadline of one Redis call on the request path.
     #[serde(default)]
     pub redis_timeout: Option<String>,

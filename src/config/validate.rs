@@ -761,10 +761,30 @@ fn compile_redis(is: &mut Issues, s: &StoreSection) -> Option<RedisSettings> {
     if breaker_failures == 0 {
         is.add("store.breaker_failures", "must be at least 1");
     }
+    let ca_pem = match s.redis_ca_file.trim() {
+        "" => None,
+        path => match std::fs::read(path) {
+            Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+                Some(pem)
+            }
+            Ok(_) => {
+                is.add(
+                    "store.redis_ca_file",
+                    format!("{path:?} holds no PEM certificate"),
+                );
+                None
+            }
+            Err(e) => {
+                is.add("store.redis_ca_file", format!("cannot read {path:?}: {e}"));
+                None
+            }
+        },
+    };
     let mut dur = |key: &str, v: &Option<String>, default: Duration| {
         v.as_deref().map(|t| is.duration(key, t)).unwrap_or(default)
     };
     Some(RedisSettings {
+        ca_pem,
         cluster: s.redis_cluster || urls.len() > 1,
         urls,
         timeout,

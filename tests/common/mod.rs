@@ -142,6 +142,18 @@ impl RedisServer {
     /// Starts a server with extra arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         let port = free_port();
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_new(port, args)
+    }
+
+    /// Starts a server whose arguments set the listening port themselves
+    /// (`port` is where the harness waits, e.g. a `--tls-port`).
+    pub fn start_on(port: u16, args: &[&str]) -> Self {
+        Self::spawn_new(port, args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spawn_new(port: u16, extra: Vec<String>) -> Self {
         let dir =
             std::env::temp_dir().join(format!("tollgate-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("redis dir");
@@ -149,7 +161,7 @@ impl RedisServer {
             proc: None,
             port,
             dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
         };
         r.spawn();
         r
@@ -158,13 +170,7 @@ impl RedisServer {
     fn spawn(&mut self) {
         let (log, file) = log_file("redis");
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-            ])
+            .args(["--bind", "127.0.0.1", "--dir"])
             .arg(&self.dir)
             .args(&self.extra)
             .stdout(file)
@@ -683,4 +689,87 @@ pub fn redis_calls(gate: &Gate) -> std::collections::BTreeMap<String, u64> {
             Some((op.to_string(), n.trim().parse().ok()?))
         })
         .collect()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl must be installed (scripts/deps.sh test)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh CA (`ca.pem`) and a `localhost` certificate it signed (`leaf.pem`,
+/// `leaf.key`), in a new directory.
+pub fn certificates(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-tls-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tollgate test CA",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    dir
 }

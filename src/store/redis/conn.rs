@@ -5,7 +5,7 @@ use crate::config::RedisSettings;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value};
 use std::time::Duration;
 
 /// A cheap-to-clone connection.
@@ -18,18 +18,39 @@ pub enum Conn {
 /// Time allowed to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A client for one node, trusting the configured CAs for `rediss://`.
+pub fn client(url: &str, s: &RedisSettings) -> RedisResult<redis::Client> {
+    match &s.ca_pem {
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        None => redis::Client::open(url),
+    }
+}
+
 impl Conn {
     /// Connects according to the settings.
     pub async fn connect(s: &RedisSettings) -> RedisResult<Self> {
         if s.cluster {
-            let client = ClusterClientBuilder::new(s.urls.clone())
+            let mut builder = ClusterClientBuilder::new(s.urls.clone())
                 .connection_timeout(CONNECT_TIMEOUT)
-                .retries(1)
-                .build()?;
-            Ok(Conn::Cluster(client.get_async_connection().await?))
+                .retries(1);
+            if let Some(pem) = &s.ca_pem {
+                builder = builder.certs(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            Ok(Conn::Cluster(
+                builder.build()?.get_async_connection().await?,
+            ))
         } else {
             let url = s.urls.first().cloned().unwrap_or_default();
-            let client = redis::Client::open(url)?;
+            let client = client(&url, s)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_number_of_retries(1)

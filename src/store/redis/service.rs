@@ -48,7 +48,7 @@ impl RedisService {
     /// Subscribes on one node (PUBLISH reaches every node of a Cluster) and
     /// applies invalidations until the subscription drops.
     async fn listen(&self, url: &str, shutdown: &mut ShutdownWatch) -> Result<(), String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let client = super::conn::client(url, &self.0.settings).map_err(|e| e.to_string())?;
         let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
             .await
             .map_err(|_| "timeout".to_string())?
