@@ -484,6 +484,10 @@ fn token_calls_are_recorded_under_the_parent_key(b: Backend) {
     assert_eq!(calls[2]["path"], TOKENS);
     let m = gate.metrics();
     assert!(
+        m.contains("decision=\"managed\",route=\"short_lived\",status=\"200\""),
+        "{m}"
+    );
+    assert!(
         m.contains("tollgate_short_lived_tokens_total{event=\"created\"} 1"),
         "{m}"
     );

@@ -80,6 +80,8 @@ pub struct RequestCtx {
     pub client_ip: Option<std::net::IpAddr>,
     /// Whether the TCP peer may set the client-IP header.
     pub peer_trusted: bool,
+    /// The management endpoint answering this request, if any.
+    pub endpoint: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -98,15 +100,17 @@ impl RequestCtx {
             client: None,
             client_ip: None,
             peer_trusted: false,
+            endpoint: None,
         }
     }
 
     /// The route name for metrics.
     pub fn route_label(&self) -> &str {
-        self.route
-            .as_ref()
-            .map(|r| r.name.as_str())
-            .unwrap_or("none")
+        match (&self.route, self.endpoint) {
+            (Some(r), _) => r.name.as_str(),
+            (None, Some(e)) => e,
+            (None, None) => "none",
+        }
     }
 }
 

@@ -86,6 +86,7 @@ impl Gateway {
                     return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "POST"));
                 }
                 ctx.decision = Decision::Managed;
+                ctx.endpoint = Some("trial");
                 return self
                     .issue_trial(session, client_ip)
                     .await
@@ -97,6 +98,7 @@ impl Gateway {
                 let query = path.query.clone();
                 ctx.path = Some(path);
                 ctx.decision = Decision::Managed;
+                ctx.endpoint = Some("short_lived");
                 return self
                     .short_lived(session, ctx, &method, endpoint, query.as_deref(), client_ip)
                     .await
@@ -109,6 +111,7 @@ impl Gateway {
                     let rest = rest.trim_start_matches('/').to_string();
                     ctx.path = Some(path);
                     ctx.decision = Decision::Managed;
+                    ctx.endpoint = Some("self_service");
                     return self
                         .self_service(session, ctx, &method, &rest, client_ip)
                         .await

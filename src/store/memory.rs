@@ -192,6 +192,8 @@ impl Meter for MemoryStore {
         let now_ms = now / 1000;
         if self.admissions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.buckets.retain(|_, tat| *tat > now);
+            let now_utc = Utc::now();
+            self.tokens.retain(|_, t| t.0.expires_at > now_utc);
         }
         // Lock order: bucket, then credits; both are held until the decision is written.
         let mut entry = self
