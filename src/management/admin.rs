@@ -116,6 +116,15 @@ fn not_found(what: &str) -> ApiError {
 }
 
 impl AdminApi {
+    async fn account(&self, id: &str) -> Result<Account, ApiError> {
+        self.0
+            .store
+            .account(id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| not_found("account"))
+    }
+
     async fn read_body(&self, session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
         body::read(session, self.0.config.server.max_body_bytes).await
     }
@@ -224,12 +233,7 @@ impl AdminApi {
             }
             (&Method::POST, ["v1", "accounts", id, "credits"]) => {
                 let body: AddCredits = body::parse(&self.read_body(session).await?)?;
-                let account = gw
-                    .store
-                    .account(id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| not_found("account"))?;
+                let account = self.account(id).await?;
                 let plan = gw.config.plans.get(&account.plan).cloned().ok_or_else(|| {
                     ApiError::detail(
                         ErrorKind::Conflict,
@@ -257,12 +261,7 @@ impl AdminApi {
                 ))
             }
             (&Method::GET, ["v1", "accounts", id]) => {
-                let account = gw
-                    .store
-                    .account(id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| not_found("account"))?;
+                let account = self.account(id).await?;
                 let keys = gw.store.list_keys(id).await.map_err(unavailable)?;
                 let mut view = account.to_json();
                 view["activeKeys"] = json!(keys.iter().filter(|k| k.is_active(now)).count());

@@ -282,6 +282,19 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The ids of a static key's short-lived tokens (some may have expired).
+    async fn token_ids(
+        &self,
+        op: &'static str,
+        owner: &str,
+        parent: Uuid,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn()?;
+        let set = token_set_key(owner, parent);
+        self.call(op, ADMIN_TIMEOUT, async move { c.smembers(set).await })
+            .await
+    }
+
     /// The cached record of a key, however old: used by `fail_open` routes.
     pub fn cached_identity(&self, hash: &KeyHash) -> Option<Identity> {
         self.cache.stale(hash)
@@ -531,13 +544,7 @@ impl TokenStore for RedisStore {
         parent: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TokenRecord, u64)>, StoreError> {
-        let mut c = self.conn()?;
-        let set = token_set_key(owner, parent);
-        let ids: Vec<String> = self
-            .call("list_tokens", ADMIN_TIMEOUT, async move {
-                c.smembers(set).await
-            })
-            .await?;
+        let ids = self.token_ids("list_tokens", owner, parent).await?;
         let mut out = Vec::new();
         for id in ids {
             let Ok(id) = Uuid::parse_str(&id) else {
@@ -601,13 +608,7 @@ impl TokenStore for RedisStore {
     }
 
     async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
-        let mut c = self.conn()?;
-        let set = token_set_key(owner, parent);
-        let ids: Vec<String> = self
-            .call("revoke_tokens", ADMIN_TIMEOUT, async move {
-                c.smembers(set).await
-            })
-            .await?;
+        let ids = self.token_ids("revoke_tokens", owner, parent).await?;
         let mut pipe = redis::pipe();
         for id in &ids {
             if let Ok(id) = Uuid::parse_str(id) {
