@@ -134,7 +134,7 @@ pub fn normalize(target: &[u8]) -> Result<NormalPath, PathError> {
         if seg != "." && seg != ".." {
             let core = seg.split(';').next().unwrap_or("");
             let trimmed = seg.trim_end_matches(['.', ' ']);
-            if core == "." || core == ".." || (trimmed.is_empty() && !seg.is_empty()) {
+            if core == "." || core == ".." || (trimmed.is_empty() && seg.contains('.')) {
                 return Err(PathError::AmbiguousDots);
             }
         }
@@ -374,6 +374,7 @@ mod tests {
         );
         assert_eq!(canon("/docs/.../api"), Err(PathError::AmbiguousDots));
         assert_eq!(canon("/api/a;b"), Ok("/api/a;b".into()));
+        assert_eq!(canon("/api/search/%20"), Ok("/api/search/%20".into()));
         assert_eq!(canon("/.."), Err(PathError::AboveRoot));
         assert_eq!(canon("api"), Err(PathError::NotAbsolute));
         assert!(normalize(b"/api/\xff").is_err());

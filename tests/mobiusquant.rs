@@ -76,14 +76,15 @@ fn eleventh_anonymous_call_from_one_ip_gets_429_with_exact_retry_after(b: Backen
     assert_eq!(r.status, 429);
     assert!(!r.reached_origin());
     // One token every 6 s: the next one is due 6 s after the first call,
-    // rounded up to whole seconds (6 when the calls took under a second).
+    // rounded up to whole seconds (6 when the calls took under a second; the
+    // clock here starts a little before the bucket's, so one more is possible).
     let due = 6 - first.elapsed().as_secs().min(5);
     let retry = r
         .header("retry-after")
         .and_then(|v| v.parse::<u64>().ok())
         .expect("retry-after");
     assert!(
-        retry == due || retry + 1 == due,
+        retry == due || retry == due + 1,
         "Retry-After {retry}, due in {due}"
     );
     assert_eq!(r.header("x-ratelimit-limit"), Some("10"));

@@ -108,17 +108,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         upstream_ca_file: match file.server.upstream_ca_file.trim() {
             "" => None,
             path => {
-                match std::fs::read_to_string(path) {
-                    Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
-                    Ok(_) => is.add(
-                        "server.upstream_ca_file",
-                        format!("{path:?} holds no PEM certificate"),
-                    ),
-                    Err(e) => is.add(
-                        "server.upstream_ca_file",
-                        format!("cannot read {path:?}: {e}"),
-                    ),
-                }
+                ca_pem(&mut is, "server.upstream_ca_file", path);
                 Some(path.to_string())
             }
         },
@@ -415,6 +405,9 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             is.add("trial.issue_rate", "must be at least 1");
         }
         let window = is.duration("trial.issue_window", &t.issue_window);
+        if window > Duration::from_secs(366 * 86_400) {
+            is.add("trial.issue_window", "must be at most 366d");
+        }
         let verification = t.verification.as_ref().map(|v| {
             if !(v.siteverify_url.starts_with("http://")
                 || v.siteverify_url.starts_with("https://"))
@@ -606,10 +599,10 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
     }
     // The bucket's capacity in µs (window / rate × burst) must stay far from i64's range.
     let capacity_us = window.as_micros() / u128::from(p.rate.max(1)) * u128::from(burst);
-    if capacity_us > 10u128.pow(17) {
+    if capacity_us > 10u128.pow(15) {
         is.add(
             format!("{key}.burst"),
-            "window / rate × burst is too large (above about 3 years)",
+            "window / rate × burst is too large (above about 30 years)",
         );
     }
     if p.max_active_keys == Some(0) {
@@ -763,22 +756,15 @@ fn compile_redis(is: &mut Issues, s: &StoreSection) -> Option<RedisSettings> {
     }
     let ca_pem = match s.redis_ca_file.trim() {
         "" => None,
-        path => match std::fs::read(path) {
-            Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
-                Some(pem)
-            }
-            Ok(_) => {
+        path => {
+            if let Some(plain) = urls.iter().find(|u| !u.starts_with("rediss://")) {
                 is.add(
                     "store.redis_ca_file",
-                    format!("{path:?} holds no PEM certificate"),
+                    format!("is set, but {:?} is not a rediss:// URL", redact(plain)),
                 );
-                None
             }
-            Err(e) => {
-                is.add("store.redis_ca_file", format!("cannot read {path:?}: {e}"));
-                None
-            }
-        },
+            ca_pem(is, "store.redis_ca_file", path)
+        }
     };
     let mut dur = |key: &str, v: &Option<String>, default: Duration| {
         v.as_deref().map(|t| is.duration(key, t)).unwrap_or(default)
@@ -894,6 +880,9 @@ fn compile_short_lived(
         is.add("short_lived.creation_rate", "must be at least 1");
     }
     let window = is.duration("short_lived.creation_window", &s.creation_window);
+    if window > Duration::from_secs(366 * 86_400) {
+        is.add("short_lived.creation_window", "must be at most 366d");
+    }
     ShortLivedSettings {
         tokens_path: s.tokens_path.clone(),
         inspect_path: s.inspect_path.clone(),
@@ -919,4 +908,32 @@ fn compile_short_lived(
             s.fields.delete.clone(),
         ],
     }
+}
+
+/// Reads a PEM file of CA certificates: at least one, and nothing else (a key
+/// in a combined bundle would make the TLS stack refuse the file at start).
+fn ca_pem(is: &mut Issues, key: &str, path: &str) -> Option<Vec<u8>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            is.add(key, format!("cannot read {path:?}: {e}"));
+            return None;
+        }
+    };
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+        .collect();
+    if labels.is_empty() {
+        is.add(key, format!("{path:?} holds no PEM certificate"));
+        return None;
+    }
+    if let Some(other) = labels.iter().find(|l| **l != "CERTIFICATE") {
+        is.add(
+            key,
+            format!("{path:?} holds a {other}, not only certificates"),
+        );
+        return None;
+    }
+    Some(text.into_bytes())
 }

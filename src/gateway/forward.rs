@@ -20,7 +20,8 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
         req.set_uri(uri);
     }
     // A client-IP header from an untrusted peer is a claim, not a fact: it does
-    // not reach the origin, which gets the address tollgate used instead.
+    // not reach the origin. The address tollgate used is always sent as
+    // `x-tollgate-client-ip`, the one to rely on.
     if let Some(header) = &gw.config.client_ip.header {
         if !ctx.peer_trusted {
             req.remove_header(header.as_str());

@@ -28,12 +28,16 @@ pub fn check_query(
     q: &QueryPolicy,
 ) -> Result<Option<String>, String> {
     let mut saw_limit = false;
-    // Some servers also split on ';': so does this check.
-    for part in query
-        .unwrap_or("")
-        .split(['&', ';'])
-        .filter(|p| !p.is_empty())
-    {
+    // Some servers also split parameters on ';' and some do not: on a plan with
+    // query limits, a ';' could make tollgate and the origin disagree, so it is
+    // refused.
+    if (plan.max_results.is_some() || !plan.pagination) && query.is_some_and(|q| q.contains(';')) {
+        return Err(format!(
+            "';' is not allowed in the query on the {} plan: separate parameters with '&'",
+            plan.name
+        ));
+    }
+    for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
         let name = canonical_name(raw_name);
         if !plan.pagination && q.pagination_params.contains(&name) {
@@ -117,6 +121,8 @@ mod tests {
             "limit=%35%30",
             "Limit=99999999999",
             "x=1;limit=500",
+            "x=1;limit=3",
+            "limit=3;x=1",
         ] {
             assert!(check_query(Some(bad), &p, &q).is_err(), "{bad}");
         }

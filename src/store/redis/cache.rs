@@ -61,21 +61,22 @@ impl AuthCache {
 
     /// Stores an answer read at `epoch`, unless an invalidation happened since.
     pub fn put(&self, hash: KeyHash, identity: Option<Identity>, epoch: u64) {
-        if self.epoch() != epoch {
-            return;
-        }
         if self.map.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
             self.map
                 .retain(|_, e| e.identity.is_some() && e.at.elapsed() < ttl);
         }
-        self.map.insert(
-            hash,
-            Entry {
-                identity,
-                at: Instant::now(),
-            },
-        );
+        // The epoch is checked under the entry's shard lock: an invalidation
+        // bumps the epoch before it removes, so either it happened first and
+        // this read is dropped, or its removal waits for the lock and drops it.
+        let entry = self.map.entry(hash);
+        if self.epoch() != epoch {
+            return;
+        }
+        entry.insert(Entry {
+            identity,
+            at: Instant::now(),
+        });
     }
 
     /// Drops one entry.
