@@ -635,6 +635,11 @@ fn unreachable_origin_gets_a_json_502_that_says_to_retry(b: Backend) {
         json!({"detail": "upstream unavailable; retry in 30 seconds"})
     );
     assert_eq!(r.header("retry-after"), Some("30"));
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "the client must not reuse it"
+    );
     let m = gate.metrics();
     assert!(
         m.contains("tollgate_upstream_errors_total{origin=\"api\"}"),

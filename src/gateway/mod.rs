@@ -192,7 +192,12 @@ impl ProxyHttp for Proxy {
         };
         let status = kind.status();
         if session.response_written().is_none() {
-            self.0.reject(session, ctx, err).await;
+            // Pingora will not reuse this connection: say so, so that a client
+            // does not send its next request into a closing socket.
+            session.set_keepalive(None);
+            self.0
+                .reject(session, ctx, err.header("Connection", "close"))
+                .await;
         }
         FailToProxy {
             error_code: status,
