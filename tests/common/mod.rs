@@ -499,8 +499,9 @@ impl Gate {
     }
 }
 
-/// Returns the response when head and a content-length body are complete.
-fn complete_response(bytes: &[u8]) -> Option<String> {
+/// Where an HTTP/1 message's body starts, once its head and its
+/// content-length body have fully arrived.
+fn body_start(bytes: &[u8]) -> Option<usize> {
     let text = String::from_utf8_lossy(bytes);
     let head_end = text.find("\r\n\r\n")?;
     let len = text[..head_end]
@@ -511,7 +512,12 @@ fn complete_response(bytes: &[u8]) -> Option<String> {
                 .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
-    (bytes.len() >= head_end + 4 + len).then(|| text.into_owned())
+    (bytes.len() >= head_end + 4 + len).then_some(head_end + 4)
+}
+
+/// The whole response text once it is complete.
+fn complete_response(bytes: &[u8]) -> Option<String> {
+    body_start(bytes).map(|_| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
@@ -563,19 +569,8 @@ fn serve_siteverify(
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                break text[end + 4..].to_string();
-            }
+        if let Some(start) = body_start(&buf) {
+            break String::from_utf8_lossy(&buf[start..]).into_owned();
         }
     };
     seen.lock().expect("lock").push(body.clone());

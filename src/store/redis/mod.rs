@@ -282,6 +282,16 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The sha256 of the key with this id.
+    async fn hash_of(&self, id: Uuid) -> Result<Option<KeyHash>, StoreError> {
+        let mut c = self.conn()?;
+        let k = id_key(id);
+        let hex: Option<String> = self
+            .call("key", ADMIN_TIMEOUT, async move { c.get(k).await })
+            .await?;
+        Ok(hex.as_deref().and_then(KeyHash::from_hex))
+    }
+
     /// The ids of a static key's short-lived tokens (some may have expired).
     async fn token_ids(
         &self,
@@ -416,12 +426,7 @@ impl KeyStore for RedisStore {
     }
 
     async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError> {
-        let mut c = self.conn()?;
-        let k = id_key(id);
-        let hex: Option<String> = self
-            .call("key", ADMIN_TIMEOUT, async move { c.get(k).await })
-            .await?;
-        let Some(hash) = hex.as_deref().and_then(KeyHash::from_hex) else {
+        let Some(hash) = self.hash_of(id).await? else {
             return Ok(None);
         };
         Ok(self.get_identity(&hash).await?.map(|s| s.key))
@@ -446,12 +451,7 @@ impl KeyStore for RedisStore {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut c = self.conn()?;
-        let k = id_key(id);
-        let hex: Option<String> = self
-            .call("key", ADMIN_TIMEOUT, async move { c.get(k).await })
-            .await?;
-        let Some(hash) = hex.as_deref().and_then(KeyHash::from_hex) else {
+        let Some(hash) = self.hash_of(id).await? else {
             return Ok(None);
         };
         let Some(mut stored) = self.get_identity(&hash).await? else {
