@@ -68,7 +68,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     if let Some(trial) = &config.trial {
         if trial.verification.is_none() {
             log::warn!(
-                "trial tokens are issued without human verification (no trial.verification secret)"
+                "trial tokens are issued without human verification (trial.verification = \"off\")"
             );
         }
     }

@@ -111,10 +111,13 @@ pub enum KeysCommand {
         #[arg(long)]
         expires_at: Option<String>,
     },
-    /// List an account's keys (never their secrets).
+    /// List an account's active keys (never their secrets).
     List {
         #[arg(long)]
         account: String,
+        /// Also show revoked and expired keys.
+        #[arg(long)]
+        all: bool,
     },
     /// Revoke a key by id.
     Revoke { key_id: String },
@@ -220,10 +223,14 @@ pub fn admin_call(cmd: &Command) -> Option<(&AdminArgs, reqwest::Method, String,
                 }
                 (admin, Method::POST, "/v1/keys".into(), Some(body))
             }
-            KeysCommand::List { account } => (
+            KeysCommand::List { account, all } => (
                 admin,
                 Method::GET,
-                format!("/v1/keys?account={}", enc(account)),
+                format!(
+                    "/v1/keys?account={}{}",
+                    enc(account),
+                    if *all { "&include=all" } else { "" }
+                ),
                 None,
             ),
             KeysCommand::Revoke { key_id } => (
@@ -240,5 +247,27 @@ pub fn admin_call(cmd: &Command) -> Option<(&AdminArgs, reqwest::Method, String,
             ),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list_path(args: &[&str]) -> Option<String> {
+        let cli = Cli::try_parse_from(args).ok()?;
+        admin_call(&cli.command).map(|(_, _, path, _)| path)
+    }
+
+    #[test]
+    fn keys_list_shows_inactive_keys_only_with_all() {
+        assert_eq!(
+            list_path(&["tollgate", "keys", "list", "--account", "acme"]).as_deref(),
+            Some("/v1/keys?account=acme")
+        );
+        assert_eq!(
+            list_path(&["tollgate", "keys", "list", "--account", "acme", "--all"]).as_deref(),
+            Some("/v1/keys?account=acme&include=all")
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod logging;
 pub mod management;
 pub mod metering;
 pub mod metrics;

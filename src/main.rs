@@ -13,7 +13,7 @@ use tollgate::{app, config, sample_origin::SampleOrigin};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    tollgate::logging::init();
     let cli = Cli::parse();
     if let Some((admin, method, path, body)) = admin_call(&cli.command) {
         std::process::exit(run_admin(admin, method, &path, body));

@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
     BadRequest,
+    /// A request body tollgate parses itself does not have the expected shape
+    /// (bad JSON, a missing or unknown field, a wrong type). Rendered like
+    /// `BadRequest` unless the profile configures `[errors.validation]`.
+    Validation,
     Unauthorized,
     InsufficientCredits,
     Forbidden,
@@ -26,7 +30,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for validation and docs.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::BadRequest,
         ErrorKind::Unauthorized,
         ErrorKind::InsufficientCredits,
@@ -42,12 +46,13 @@ impl ErrorKind {
         ErrorKind::BadGateway,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
+        ErrorKind::Validation,
     ];
 
     /// HTTP status.
     pub fn status(self) -> u16 {
         match self {
-            ErrorKind::BadRequest | ErrorKind::KeyLimit => 400,
+            ErrorKind::BadRequest | ErrorKind::Validation | ErrorKind::KeyLimit => 400,
             ErrorKind::Unauthorized => 401,
             ErrorKind::InsufficientCredits => 402,
             ErrorKind::Forbidden => 403,
@@ -66,7 +71,7 @@ impl ErrorKind {
     /// Machine-readable code, the `{code}` of the template.
     pub fn code(self) -> &'static str {
         match self {
-            ErrorKind::BadRequest => "BAD_REQUEST",
+            ErrorKind::BadRequest | ErrorKind::Validation => "BAD_REQUEST",
             ErrorKind::Unauthorized => "UNAUTHORIZED",
             ErrorKind::InsufficientCredits => "INSUFFICIENT_CREDITS",
             ErrorKind::Forbidden => "FORBIDDEN",
@@ -88,6 +93,7 @@ impl ErrorKind {
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Validation => "validation",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InsufficientCredits => "insufficient_credits",
             ErrorKind::Forbidden => "forbidden",
@@ -108,7 +114,7 @@ impl ErrorKind {
     /// Built-in message; `{detail}` is the specific reason, other names are filled by the caller.
     pub fn default_message(self) -> &'static str {
         match self {
-            ErrorKind::BadRequest => "{detail}",
+            ErrorKind::BadRequest | ErrorKind::Validation => "{detail}",
             ErrorKind::Unauthorized => "{detail}",
             ErrorKind::InsufficientCredits => {
                 "insufficient credits (balance {balance}, cost {cost})"
@@ -145,6 +151,8 @@ impl ErrorKind {
 pub struct ErrorTemplate {
     body: Value,
     messages: BTreeMap<ErrorKind, String>,
+    /// `None`: validation errors render like `BadRequest` (400, no details).
+    validation: Option<ValidationTemplate>,
 }
 
 impl Default for ErrorTemplate {
@@ -152,7 +160,94 @@ impl Default for ErrorTemplate {
         Self {
             body: serde_json::json!({"error": {"code": "{code}", "message": "{message}", "details": "{details}"}}),
             messages: BTreeMap::new(),
+            validation: None,
         }
+    }
+}
+
+/// How a profile answers [`ErrorKind::Validation`]: its status, `{code}`, body
+/// and the shape of each problem in `{details}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationTemplate {
+    /// HTTP status (4xx).
+    pub status: u16,
+    /// The `{code}` of the body.
+    pub code: String,
+    /// The body; `None`: the profile's error template. A string that is exactly
+    /// `{details}` becomes the list of problems.
+    pub body: Option<Value>,
+    /// One problem: a string that is exactly `{loc}` becomes its location (an
+    /// array starting with `"body"`); strings may hold `{msg}`, `{type}` and
+    /// `{field}` (the dotted path).
+    pub item: Value,
+}
+
+impl ValidationTemplate {
+    /// The item shape used when a profile does not give one:
+    /// `{"loc": [...], "msg": "...", "type": "..."}`.
+    pub fn default_item() -> Value {
+        serde_json::json!({"loc": "{loc}", "msg": "{msg}", "type": "{type}"})
+    }
+
+    fn render_item(&self, p: &FieldProblem) -> Option<Value> {
+        let vars = [
+            ("msg", p.msg.clone()),
+            ("type", p.kind.to_string()),
+            ("field", p.field()),
+        ];
+        let loc = Value::Array(p.loc.clone());
+        render_value(&self.item, &vars, &[("{loc}", Some(&loc))])
+    }
+}
+
+/// One problem with a request body: where it is, what kind it is, and a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldProblem {
+    /// The path to the field: `"body"`, then object keys and array indices.
+    pub loc: Vec<Value>,
+    /// The kind of problem: `json_invalid`, `missing`, `extra_forbidden`,
+    /// `string_type`, `int_type`, `value_error`, ...
+    pub kind: &'static str,
+    /// A sentence for people.
+    pub msg: String,
+}
+
+impl FieldProblem {
+    /// A problem at `body.<path...>`.
+    pub fn at<I, S>(path: I, kind: &'static str, msg: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Value>,
+    {
+        let mut loc = vec![Value::from("body")];
+        loc.extend(path.into_iter().map(Into::into));
+        Self {
+            loc,
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// A problem with the body as a whole (`loc` is `["body"]`).
+    pub fn whole_body(kind: &'static str, msg: impl Into<String>) -> Self {
+        Self {
+            loc: vec![Value::from("body")],
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// The location without `"body"`, dotted (`items.0.name`); empty for the body itself.
+    pub fn field(&self) -> String {
+        self.loc
+            .iter()
+            .skip(1)
+            .map(|s| match s {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -170,14 +265,36 @@ fn fill(text: &str, vars: &[(&str, String)]) -> String {
 impl ErrorTemplate {
     /// A template with a body and message overrides.
     pub fn new(body: Value, messages: BTreeMap<ErrorKind, String>) -> Self {
-        Self { body, messages }
+        Self {
+            body,
+            messages,
+            validation: None,
+        }
+    }
+
+    /// Answers validation errors with their own status and shape.
+    pub fn with_validation(mut self, validation: ValidationTemplate) -> Self {
+        self.validation = Some(validation);
+        self
+    }
+
+    /// The validation answer, when the profile configures one.
+    pub fn validation(&self) -> Option<&ValidationTemplate> {
+        self.validation.as_ref()
     }
 
     /// The message for `kind` with `vars` filled in.
     pub fn message(&self, kind: ErrorKind, vars: &[(&str, String)]) -> String {
+        // A validation error was a bad request before it had a kind of its
+        // own: a profile's `bad_request` text still applies to it.
+        let fallback = match kind {
+            ErrorKind::Validation => self.messages.get(&ErrorKind::BadRequest),
+            _ => None,
+        };
         let text = self
             .messages
             .get(&kind)
+            .or(fallback)
             .map(String::as_str)
             .unwrap_or(kind.default_message());
         fill(text, vars)
@@ -185,35 +302,62 @@ impl ErrorTemplate {
 
     /// Renders an error reply.
     pub fn render(&self, err: &ApiError) -> Reply {
+        let validation = match err.kind {
+            ErrorKind::Validation => self.validation.as_ref(),
+            _ => None,
+        };
+        let status = validation.map_or(err.kind.status(), |v| v.status);
+        let code = validation.map_or(err.kind.code(), |v| v.code.as_str());
         let message = self.message(err.kind, &err.vars);
         let vars = [
-            ("code", err.kind.code().to_string()),
+            ("code", code.to_string()),
             ("message", message),
-            ("status", err.kind.status().to_string()),
+            ("status", status.to_string()),
         ];
-        let body = render_value(&self.body, &vars, err.details.as_ref()).unwrap_or(Value::Null);
+        let (template, details) = match validation {
+            Some(v) => (
+                v.body.as_ref().unwrap_or(&self.body),
+                Some(Value::Array(
+                    err.problems
+                        .iter()
+                        .filter_map(|p| v.render_item(p))
+                        .collect(),
+                )),
+            ),
+            None => (&self.body, err.details.clone()),
+        };
+        let body = render_value(template, &vars, &[("{details}", details.as_ref())])
+            .unwrap_or(Value::Null);
         Reply {
-            status: err.kind.status(),
+            status,
             headers: err.headers.clone(),
             body: body.to_string().into_bytes(),
         }
     }
 }
 
-fn render_value(v: &Value, vars: &[(&str, String)], details: Option<&Value>) -> Option<Value> {
+/// Fills `vars` into every string of `v`; a string equal to one of `exact`'s
+/// names becomes that value, or is dropped when it is `None`.
+fn render_value(
+    v: &Value,
+    vars: &[(&str, String)],
+    exact: &[(&str, Option<&Value>)],
+) -> Option<Value> {
     match v {
-        Value::String(s) if s == "{details}" => details.cloned(),
-        Value::String(s) => Some(Value::String(fill(s, vars))),
+        Value::String(s) => match exact.iter().find(|(name, _)| name == s) {
+            Some((_, value)) => value.cloned(),
+            None => Some(Value::String(fill(s, vars))),
+        },
         Value::Array(items) => Some(Value::Array(
             items
                 .iter()
-                .filter_map(|i| render_value(i, vars, details))
+                .filter_map(|i| render_value(i, vars, exact))
                 .collect(),
         )),
         Value::Object(map) => {
             let mut out = Map::new();
             for (k, val) in map {
-                if let Some(r) = render_value(val, vars, details) {
+                if let Some(r) = render_value(val, vars, exact) {
                     out.insert(k.clone(), r);
                 }
             }
@@ -230,6 +374,8 @@ pub struct ApiError {
     pub vars: Vec<(&'static str, String)>,
     pub details: Option<Value>,
     pub headers: Vec<(String, String)>,
+    /// What is wrong with the request body, for [`ErrorKind::Validation`].
+    pub problems: Vec<FieldProblem>,
 }
 
 impl ApiError {
@@ -240,7 +386,16 @@ impl ApiError {
             vars: Vec::new(),
             details: None,
             headers: Vec::new(),
+            problems: Vec::new(),
         }
+    }
+
+    /// A validation error: `detail` is the message (as with `BadRequest`),
+    /// `problem` what a profile with `[errors.validation]` lists.
+    pub fn validation(detail: impl Into<String>, problem: FieldProblem) -> Self {
+        let mut e = Self::detail(ErrorKind::Validation, detail);
+        e.problems.push(problem);
+        e
     }
 
     /// An error whose message is `detail` (for kinds whose message is `{detail}`).
@@ -325,5 +480,85 @@ mod tests {
         let v: Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(v["error"]["details"], json!({"balance": 0}));
         assert_eq!(r.status, 402);
+    }
+
+    fn name_not_a_string() -> ApiError {
+        ApiError::validation(
+            "field name must be a string",
+            FieldProblem::at(["name"], "string_type", "Input should be a valid string"),
+        )
+    }
+
+    #[test]
+    fn validation_renders_like_bad_request_unless_configured() {
+        let t = ErrorTemplate::default();
+        let r = t.render(&name_not_a_string());
+        assert_eq!(r.status, 400);
+        let v: Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(
+            v,
+            json!({"error": {"code": "BAD_REQUEST", "message": "field name must be a string"}})
+        );
+        let t = ErrorTemplate::new(json!({"detail": "{message}"}), BTreeMap::new());
+        let v: Value = serde_json::from_slice(&t.render(&name_not_a_string()).body).expect("json");
+        assert_eq!(v, json!({"detail": "field name must be a string"}));
+        // A `bad_request` message applies unless `validation` has its own.
+        let mut messages = BTreeMap::from([(ErrorKind::BadRequest, "bad: {detail}".to_string())]);
+        let t = ErrorTemplate::new(json!({"detail": "{message}"}), messages.clone());
+        let v: Value = serde_json::from_slice(&t.render(&name_not_a_string()).body).expect("json");
+        assert_eq!(v, json!({"detail": "bad: field name must be a string"}));
+        messages.insert(ErrorKind::Validation, "shape: {detail}".to_string());
+        let t = ErrorTemplate::new(json!({"detail": "{message}"}), messages);
+        let v: Value = serde_json::from_slice(&t.render(&name_not_a_string()).body).expect("json");
+        assert_eq!(v, json!({"detail": "shape: field name must be a string"}));
+    }
+
+    #[test]
+    fn configured_validation_has_its_status_body_and_items() {
+        let t = ErrorTemplate::new(json!({"detail": "{message}"}), BTreeMap::new())
+            .with_validation(ValidationTemplate {
+                status: 422,
+                code: "VALIDATION".into(),
+                body: Some(json!({"detail": "{details}", "code": "{code}", "status": "{status}"})),
+                item: ValidationTemplate::default_item(),
+            });
+        let r = t.render(&name_not_a_string());
+        assert_eq!(r.status, 422);
+        let v: Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(
+            v,
+            json!({
+                "detail": [{"loc": ["body", "name"], "msg": "Input should be a valid string", "type": "string_type"}],
+                "code": "VALIDATION",
+                "status": "422",
+            })
+        );
+        // Other kinds are untouched.
+        let r = t.render(&ApiError::detail(ErrorKind::BadRequest, "bad limit"));
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.body).expect("json"),
+            json!({"detail": "bad limit"})
+        );
+        // Without a body of its own, the profile's template holds the list;
+        // an item may be a string.
+        let t = ErrorTemplate::default().with_validation(ValidationTemplate {
+            status: 400,
+            code: "BAD_REQUEST".into(),
+            body: None,
+            item: json!("{field}: {msg} ({type})"),
+        });
+        let problem = FieldProblem::at(
+            [json!("items"), json!(0), json!("id")],
+            "int_type",
+            "Input should be a valid integer",
+        );
+        let v: Value =
+            serde_json::from_slice(&t.render(&ApiError::validation("bad", problem)).body)
+                .expect("json");
+        assert_eq!(
+            v,
+            json!({"error": {"code": "BAD_REQUEST", "message": "bad", "details": ["items.0.id: Input should be a valid integer (int_type)"]}})
+        );
     }
 }

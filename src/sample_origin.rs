@@ -3,9 +3,13 @@
 //!
 //! `GET /api/health`, `/api/markets`, `/api/markets/{venue}/symbols`,
 //! `/api/klines?symbol=&interval=&limit=`, `POST /api/indicators`,
-//! `/openapi.json`, `/docs`, `/redoc`, `/agents.md`, plus `GET /api/echo`
-//! (the request as the origin saw it), `/`, `/health`, `/api/v1/entries`
-//! and `/api/1/market/data` for the other profiles.
+//! `/openapi.json`, `/docs`, `/redoc`, `/agents.md`, plus `/api/echo` (any
+//! method: the request as the origin saw it, body included), `/`, `/health`,
+//! `/api/v1/entries` and `/api/1/market/data` for the other profiles.
+//!
+//! Every response carries `x-origin-server` (its name) and `x-origin-path`
+//! (the request target exactly as received; bytes outside visible ASCII are
+//! written as `%XX`), so tests can see what reached the origin.
 
 use async_trait::async_trait;
 use http::{Method, Response};
@@ -101,7 +105,7 @@ impl SampleOrigin {
                 json!({"name": "sample market-data API", "docs": "/docs"}),
             ),
             ("GET", ["health"]) | ("GET", ["api", "health"]) => (200, json!({"status": "ok"})),
-            ("GET", ["api", "echo"]) => {
+            (_, ["api", "echo"]) => {
                 let h: serde_json::Map<String, Value> = headers
                     .iter()
                     .map(|(k, v)| {
@@ -113,7 +117,7 @@ impl SampleOrigin {
                     .collect();
                 (
                     200,
-                    json!({"method": method.as_str(), "path": path, "query": query, "headers": h}),
+                    json!({"method": method.as_str(), "path": path, "query": query, "headers": h, "body": String::from_utf8_lossy(body)}),
                 )
             }
             ("GET", ["api", "markets"]) => {
@@ -235,6 +239,20 @@ impl SampleOrigin {
     }
 }
 
+/// The raw request target as a header value: visible ASCII as is, any other
+/// byte as `%XX`.
+fn visible_target(raw: &[u8]) -> String {
+    raw.iter()
+        .map(|&b| {
+            if (0x21..=0x7e).contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[async_trait]
 impl ServeHttp for SampleOrigin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -246,6 +264,7 @@ impl ServeHttp for SampleOrigin {
             body.extend_from_slice(&chunk);
         }
         let req = session.req_header();
+        let target = visible_target(req.raw_path());
         let (status, value) = self.route(
             &req.method,
             req.uri.path(),
@@ -259,6 +278,7 @@ impl ServeHttp for SampleOrigin {
             .header("content-type", "application/json")
             .header("content-length", bytes.len())
             .header("x-origin-server", self.name.as_str())
+            .header("x-origin-path", target)
             .body(bytes)
             .unwrap_or_else(|_| Response::new(Vec::new()))
     }
@@ -297,5 +317,22 @@ mod tests {
         );
         assert_eq!(s, 200);
         assert_eq!(v["ema"].as_array().map(Vec::len), Some(10));
+    }
+
+    #[test]
+    fn echo_answers_any_method_and_targets_are_reported_verbatim() {
+        let o = SampleOrigin { name: "t".into() };
+        for m in [Method::GET, Method::POST, Method::DELETE, Method::PATCH] {
+            let (s, v) = o.route(&m, "/api/echo", "a=1", &http::HeaderMap::new(), b"hi");
+            assert_eq!(s, 200);
+            assert_eq!(v["method"], m.as_str());
+            assert_eq!(v["query"], "a=1");
+            assert_eq!(v["body"], "hi");
+        }
+        assert_eq!(
+            visible_target(b"/api/echo?q=%2F&x=1"),
+            "/api/echo?q=%2F&x=1"
+        );
+        assert_eq!(visible_target(b"/a b\xff"), "/a%20b%FF");
     }
 }

@@ -31,8 +31,10 @@ impl UsageRecorder {
         }
     }
 
-    /// Queues a call; drops the oldest when full.
-    pub fn push(&self, event: UsageEvent) {
+    /// Queues a call, its path cut to [`crate::store::MAX_USAGE_PATH`] bytes;
+    /// drops the oldest when full.
+    pub fn push(&self, mut event: UsageEvent) {
+        event.call.truncate_path();
         let mut q = self.queue.lock();
         if q.len() >= self.capacity {
             q.pop_front();
@@ -123,6 +125,19 @@ mod tests {
                 latency_ms: 0,
             },
         }
+    }
+
+    #[test]
+    fn queued_paths_are_truncated() {
+        let r = UsageRecorder::new(3);
+        let mut e = event(0);
+        e.call.path = format!("/api/{}", "ü".repeat(4096));
+        r.push(e);
+        let batch = r.drain(1);
+        let path = &batch[0].call.path;
+        assert!(path.len() <= crate::store::MAX_USAGE_PATH);
+        assert!(path.len() >= crate::store::MAX_USAGE_PATH - 1);
+        assert!(path.starts_with("/api/ü"));
     }
 
     #[test]

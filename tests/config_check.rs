@@ -143,12 +143,44 @@ const BAD: &[(&str, &str)] = &[
         "errors.messages.teapot: unknown error kind (known: bad_request, unauthorized,",
     ),
     (
+        "errors_validation_status_not_4xx.toml",
+        "errors.validation.status: 200 is not a 4xx status (e.g. 400 or 422)",
+    ),
+    (
+        "errors_validation_item_not_table.toml",
+        "errors.validation.item: must be a table or a string, e.g. { loc = \"{loc}\", msg = \"{msg}\", type = \"{type}\" }",
+    ),
+    (
         "trial_plan_undefined.toml",
         "trial.plan: plan \"gold\" is not defined (defined: free)",
     ),
     (
         "trial_verification_url_not_http.toml",
         "trial.verification.siteverify_url: must be an http:// or https:// URL",
+    ),
+    (
+        "trial_verification_secret_empty.toml",
+        "trial.verification.secret: must be set: without it trial keys would be issued without human verification; set the siteverify secret, or replace the [trial.verification] table with verification = \"off\" under [trial] to issue them unverified",
+    ),
+    (
+        "trial_verification_missing.toml",
+        "trial.verification: is missing: trial keys would be issued without human verification; add a [trial.verification] table with a secret, or write verification = \"off\" under [trial] to issue them unverified",
+    ),
+    (
+        "trial_verification_not_off.toml",
+        "trial.verification: \"on\" is not \"off\"; to verify trial requests, write a [trial.verification] table instead",
+    ),
+    (
+        "trial_issue_rate_zero.toml",
+        "trial.issue_rate: must be at least 1 (omit it for no cap)",
+    ),
+    (
+        "trial_issue_window_without_rate.toml",
+        "trial.issue_window: is set, but issue_rate is not: without issue_rate there is no cap (set both, or neither)",
+    ),
+    (
+        "plan_credits_budget_too_large.toml",
+        "plans.free.credits.budget: 1000000000000001 is above the largest credit amount, 1000000000000000 (10^15): balances beyond it lose precision in the Redis scripts",
     ),
     (
         "env_var_unset.toml",
@@ -185,6 +217,13 @@ const MANY_ERRORS: (&str, &[&str]) = (
 
 /// A 32-character admin token for the shipped configs.
 const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// The variables the shipped configs require: the admin token, and the
+/// siteverify secret of `conf/mobiusquant.toml`'s trial verification.
+const SHIPPED_ENV: &[(&str, &str)] = &[
+    ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+    ("TOLLGATE_TURNSTILE_SECRET", "check-turnstile-secret"),
+];
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -311,7 +350,7 @@ fn shipped_configs_pass_check() {
     assert!(!configs.is_empty(), "no *.toml in conf/");
     assert_eq!(ADMIN_TOKEN.len(), 32);
     for config in configs {
-        let out = check(&config, &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        let out = check(&config, SHIPPED_ENV);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -321,4 +360,18 @@ fn shipped_configs_pass_check() {
             out.status.code()
         );
     }
+}
+
+#[test]
+fn mobiusquant_without_a_turnstile_secret_fails_check() {
+    let config = repo_path("conf/mobiusquant.toml");
+    let out = check(&config, &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let issues = issue_lines(&stderr);
+    assert_eq!(issues.len(), 1, "{stderr}");
+    assert!(
+        issues[0].starts_with("  - trial.verification.secret: must be set:"),
+        "{stderr}"
+    );
 }

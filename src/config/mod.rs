@@ -135,3 +135,84 @@ fn interpolate_tree(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[plans.free]
+rate = 10
+
+[origins.api]
+servers = ["127.0.0.1:8000"]
+
+[[routes]]
+name = "api"
+paths = ["/api/*"]
+access = "key"
+origin = "api"
+
+[trial]
+path = "/trial"
+plan = "free"
+"#;
+
+    fn trial(extra: &str) -> Result<TrialSettings, Vec<ConfigIssue>> {
+        let text = format!("{BASE}{extra}");
+        parse(&text, "test.toml", &|_| None)
+            .map(|c| c.trial.expect("trial"))
+            .map_err(|e| e.issues())
+    }
+
+    #[test]
+    fn trial_verification_is_a_table_or_off() {
+        let off = trial("verification = \"off\"\n").expect("off");
+        assert!(off.verification.is_none());
+        let on = trial(
+            "[trial.verification]\nsiteverify_url = \"https://v.example/siteverify\"\nsecret = \"s3cret\"\n",
+        )
+        .expect("table");
+        assert_eq!(on.verification.map(|v| v.secret), Some("s3cret".into()));
+        // Neither, or a table without its secret: an error naming the key.
+        let keys = |r: Result<TrialSettings, Vec<ConfigIssue>>| {
+            r.expect_err("refused")
+                .into_iter()
+                .map(|i| i.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(trial("")), ["trial.verification"]);
+        assert_eq!(
+            keys(trial(
+                "[trial.verification]\nsiteverify_url = \"https://v.example/siteverify\"\n"
+            )),
+            ["trial.verification.secret"]
+        );
+        assert_eq!(
+            keys(trial("verification = \"none\"\n")),
+            ["trial.verification"]
+        );
+        assert_eq!(
+            keys(trial("verification = false\n")),
+            ["trial.verification"]
+        );
+        // Unknown keys inside the table are still refused, with their path.
+        assert_eq!(
+            keys(trial(
+                "[trial.verification]\nsiteverify_url = \"https://v.example/s\"\nsecret = \"s\"\nsecrte = \"x\"\n"
+            )),
+            ["trial.verification.secrte"]
+        );
+    }
+
+    #[test]
+    fn trial_issuance_cap_is_optional() {
+        let uncapped = trial("verification = \"off\"\n").expect("uncapped");
+        assert!(uncapped.issuance.is_none());
+        let capped = trial("issue_rate = 3\nissue_window = \"10m\"\nverification = \"off\"\n")
+            .expect("capped");
+        let cap = capped.issuance.expect("cap");
+        assert_eq!((cap.rate, cap.burst), (3, 3));
+        assert_eq!(cap.window, std::time::Duration::from_secs(600));
+    }
+}

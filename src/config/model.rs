@@ -164,8 +164,10 @@ pub struct TrialSettings {
     pub path: String,
     pub plan: Arc<Plan>,
     pub ttl: Duration,
-    /// The per-IP issuance limit, as a plan.
-    pub issuance: Arc<Plan>,
-    /// `None` or an empty secret: no verification.
+    /// The per-IP issuance cap, as a plan; `None`: no cap. Only successful
+    /// issuances take from it.
+    pub issuance: Option<Arc<Plan>>,
+    /// `None`: the profile says `verification = "off"` (a secret is required
+    /// otherwise, so `Some` always has one).
     pub verification: Option<VerificationSettings>,
 }

@@ -451,6 +451,39 @@ pub struct ErrorsSection {
     /// Message text per error kind, overriding the built-in text.
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
+    /// How request bodies tollgate parses itself are refused when their shape is
+    /// wrong; without it, like any other 400.
+    #[serde(default)]
+    pub validation: Option<ValidationSection>,
+}
+
+/// `[errors.validation]`: the answer to a request body of the wrong shape (bad
+/// JSON, a missing or unknown field, a wrong type) on tollgate's own endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSection {
+    /// HTTP status, 400 to 499.
+    #[serde(default = "default_validation_status")]
+    pub status: u16,
+    /// The `{code}` of the body.
+    #[serde(default = "default_validation_code")]
+    pub code: String,
+    /// The body (a table); a string that is exactly `{details}` becomes the list
+    /// of problems. Default: `errors.template`.
+    #[serde(default)]
+    pub template: Option<toml::Value>,
+    /// One problem (a table or a string): a string that is exactly `{loc}`
+    /// becomes its location, `["body", "field", ...]`; strings may hold `{msg}`,
+    /// `{type}` and `{field}`. Default: `{ loc = "{loc}", msg = "{msg}", type = "{type}" }`.
+    #[serde(default)]
+    pub item: Option<toml::Value>,
+}
+
+fn default_validation_status() -> u16 {
+    400
+}
+fn default_validation_code() -> String {
+    "BAD_REQUEST".into()
 }
 
 /// `[anonymous]`: callers without a credential on `anonymous` routes.
@@ -591,6 +624,10 @@ pub struct RouteSection {
     /// (decide with a local limiter and cached key records).
     #[serde(default = "default_store_failure")]
     pub on_store_failure: String,
+    /// Whether protocol upgrades (WebSocket) may pass on this route: each is
+    /// admitted and charged as one call when it starts. Off: refused with 400.
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 fn default_cost() -> u64 {
@@ -611,23 +648,64 @@ pub struct TrialSection {
     pub plan: String,
     #[serde(default = "default_trial_ttl")]
     pub ttl: String,
-    /// Issuances per client IP per `issue_window`.
-    #[serde(default = "default_issue_rate")]
-    pub issue_rate: u32,
-    #[serde(default = "default_issue_window")]
-    pub issue_window: String,
+    /// Trial keys issued per client IP per `issue_window`; only successful
+    /// issuances count. Absent: no cap.
     #[serde(default)]
-    pub verification: Option<VerificationSection>,
+    pub issue_rate: Option<u32>,
+    /// The window of `issue_rate` (default `1h`); only with `issue_rate`.
+    #[serde(default)]
+    pub issue_window: Option<String>,
+    /// Human verification: a `[trial.verification]` table, or `verification =
+    /// "off"` to issue trial keys without it. Required: absent is an error.
+    #[serde(default)]
+    pub verification: Option<VerificationChoice>,
 }
 
 fn default_trial_ttl() -> String {
     "7d".into()
 }
-fn default_issue_rate() -> u32 {
-    5
+
+/// `trial.verification`: the string `"off"`, or a `[trial.verification]` table.
+/// TOML cannot hold both, so the two are exclusive by construction.
+#[derive(Debug)]
+pub enum VerificationChoice {
+    /// `verification = "off"`: trial keys are issued without human verification.
+    Off,
+    /// `[trial.verification]`: every issuance is verified with the siteverify API.
+    Siteverify(VerificationSection),
 }
-fn default_issue_window() -> String {
-    "1h".into()
+
+impl<'de> Deserialize<'de> for VerificationChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct Choice;
+
+        impl<'de> Visitor<'de> for Choice {
+            type Value = VerificationChoice;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the string \"off\" or a [trial.verification] table")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "off" {
+                    Ok(VerificationChoice::Off)
+                } else {
+                    Err(E::custom(format!(
+                        "{v:?} is not \"off\"; to verify trial requests, write a [trial.verification] table instead"
+                    )))
+                }
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                VerificationSection::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(VerificationChoice::Siteverify)
+            }
+        }
+
+        d.deserialize_any(Choice)
+    }
 }
 
 /// `[trial.verification]`: human verification with a Turnstile-shaped siteverify API.
@@ -635,7 +713,8 @@ fn default_issue_window() -> String {
 #[serde(deny_unknown_fields)]
 pub struct VerificationSection {
     pub siteverify_url: String,
-    /// Empty: verification is off (a warning is logged at start).
+    /// The siteverify secret; required (empty is a config error: write
+    /// `verification = "off"` under `[trial]` to issue trial keys unverified).
     #[serde(default)]
     pub secret: String,
     /// JSON field of the request body that carries the widget's response token.

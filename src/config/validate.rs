@@ -9,9 +9,10 @@ use crate::auth::client_ip::ClientIpPolicy;
 use crate::auth::credential::CredentialPolicy;
 use crate::auth::keys::KeyHash;
 use crate::auth::keys::{Alphabet, KeyFormat};
+use crate::metering::credits::MAX_CREDITS;
 use crate::metering::plan::{CreditPolicy, CreditPool};
 use crate::metering::Plan;
-use crate::reply::{ErrorKind, ErrorTemplate};
+use crate::reply::{ErrorKind, ErrorTemplate, ValidationTemplate};
 use crate::routing::{Access, Pattern, Route, RouteTable, StoreFailure};
 use http::{HeaderName, Method};
 use ipnet::IpNet;
@@ -279,6 +280,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             cost: r.cost,
             plans: r.plans.clone(),
             on_store_failure,
+            upgrade: r.upgrade,
         });
         for (j, plan) in r.plans.iter().enumerate() {
             if !file.plans.contains_key(plan) {
@@ -401,14 +403,40 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         if ttl > Duration::from_secs(3650 * 86_400) {
             is.add("trial.ttl", "must be at most 3650d");
         }
-        if t.issue_rate == 0 {
-            is.add("trial.issue_rate", "must be at least 1");
+        if t.issue_rate == Some(0) {
+            is.add("trial.issue_rate", "must be at least 1 (omit it for no cap)");
         }
-        let window = is.duration("trial.issue_window", &t.issue_window);
+        let window = match &t.issue_window {
+            Some(w) => is.duration("trial.issue_window", w),
+            None => Duration::from_secs(3600),
+        };
         if window > Duration::from_secs(366 * 86_400) {
             is.add("trial.issue_window", "must be at most 366d");
         }
-        let verification = t.verification.as_ref().map(|v| {
+        if t.issue_window.is_some() && t.issue_rate.is_none() {
+            is.add(
+                "trial.issue_window",
+                "is set, but issue_rate is not: without issue_rate there is no cap (set both, or neither)",
+            );
+        }
+        let choice = match &t.verification {
+            Some(VerificationChoice::Siteverify(v)) => Some(v),
+            Some(VerificationChoice::Off) => None,
+            None => {
+                is.add(
+                    "trial.verification",
+                    "is missing: trial keys would be issued without human verification; add a [trial.verification] table with a secret, or write verification = \"off\" under [trial] to issue them unverified",
+                );
+                None
+            }
+        };
+        let verification = choice.map(|v| {
+            if v.secret.trim().is_empty() {
+                is.add(
+                    "trial.verification.secret",
+                    "must be set: without it trial keys would be issued without human verification; set the siteverify secret, or replace the [trial.verification] table with verification = \"off\" under [trial] to issue them unverified",
+                );
+            }
             if !(v.siteverify_url.starts_with("http://")
                 || v.siteverify_url.starts_with("https://"))
             {
@@ -431,13 +459,10 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
             path: t.path.clone(),
             plan: plan?,
             ttl,
-            issuance: Arc::new(Plan::simple(
-                "trial-issuance",
-                t.issue_rate.max(1),
-                window,
-                t.issue_rate.max(1),
-            )),
-            verification: verification.filter(|v| !v.secret.is_empty()),
+            issuance: t.issue_rate.map(|rate| {
+                Arc::new(Plan::simple("trial-issuance", rate.max(1), window, rate.max(1)))
+            }),
+            verification,
         })
     });
 
@@ -541,24 +566,58 @@ fn compile_keys(is: &mut Issues, k: &KeysSection) -> KeyFormat {
     }
 }
 
-fn compile_errors(is: &mut Issues, e: &ErrorsSection) -> ErrorTemplate {
-    let body = match &e.template {
+/// A TOML table as JSON, or an issue at `key`.
+fn json_table(is: &mut Issues, key: &str, v: Option<&toml::Value>) -> Option<serde_json::Value> {
+    match v {
         None => None,
         Some(v @ toml::Value::Table(_)) => match serde_json::to_value(v) {
             Ok(json) => Some(json),
             Err(err) => {
-                is.add("errors.template", err.to_string());
+                is.add(key, err.to_string());
                 None
             }
         },
         Some(_) => {
-            is.add(
-                "errors.template",
-                "must be a table, e.g. { detail = \"{message}\" }",
-            );
+            is.add(key, "must be a table, e.g. { detail = \"{message}\" }");
             None
         }
+    }
+}
+
+fn compile_validation(is: &mut Issues, v: &ValidationSection) -> ValidationTemplate {
+    if !(400..=499).contains(&v.status) {
+        is.add(
+            "errors.validation.status",
+            format!("{} is not a 4xx status (e.g. 400 or 422)", v.status),
+        );
+    }
+    if v.code.trim().is_empty() {
+        is.add("errors.validation.code", "must not be empty");
+    }
+    let body = json_table(is, "errors.validation.template", v.template.as_ref());
+    let item = match &v.item {
+        None => ValidationTemplate::default_item(),
+        Some(toml::Value::String(s)) => serde_json::Value::String(s.clone()),
+        Some(t @ toml::Value::Table(_)) => json_table(is, "errors.validation.item", Some(t))
+            .unwrap_or_else(ValidationTemplate::default_item),
+        Some(_) => {
+            is.add(
+                "errors.validation.item",
+                "must be a table or a string, e.g. { loc = \"{loc}\", msg = \"{msg}\", type = \"{type}\" }",
+            );
+            ValidationTemplate::default_item()
+        }
     };
+    ValidationTemplate {
+        status: v.status,
+        code: v.code.trim().to_string(),
+        body,
+        item,
+    }
+}
+
+fn compile_errors(is: &mut Issues, e: &ErrorsSection) -> ErrorTemplate {
+    let body = json_table(is, "errors.template", e.template.as_ref());
     let mut messages = BTreeMap::new();
     for (name, text) in &e.messages {
         match ErrorKind::from_name(name) {
@@ -575,13 +634,17 @@ fn compile_errors(is: &mut Issues, e: &ErrorsSection) -> ErrorTemplate {
         }
     }
     let default = ErrorTemplate::default();
-    match body {
+    let template = match body {
         Some(b) => ErrorTemplate::new(b, messages),
         None if messages.is_empty() => default,
         None => ErrorTemplate::new(
             serde_json::json!({"error": {"code": "{code}", "message": "{message}", "details": "{details}"}}),
             messages,
         ),
+    };
+    match &e.validation {
+        Some(v) => template.with_validation(compile_validation(is, v)),
+        None => template,
     }
 }
 
@@ -614,6 +677,12 @@ fn compile_plan(is: &mut Issues, key: &str, name: &str, p: &PlanSection) -> Plan
     let credits = p.credits.as_ref().map(|c| {
         if c.budget == 0 {
             is.add(format!("{key}.credits.budget"), "must be at least 1");
+        }
+        if c.budget > MAX_CREDITS {
+            is.add(
+                format!("{key}.credits.budget"),
+                format!("{} is above the largest credit amount, {MAX_CREDITS} (10^15): balances beyond it lose precision in the Redis scripts", c.budget),
+            );
         }
         let pool = match c.pool.as_str() {
             "account" => CreditPool::Account,

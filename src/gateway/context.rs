@@ -78,6 +78,8 @@ pub struct RequestCtx {
     pub client: Option<String>,
     /// The client's address.
     pub client_ip: Option<std::net::IpAddr>,
+    /// The TCP peer's address.
+    pub peer: Option<std::net::IpAddr>,
     /// Whether the TCP peer may set the client-IP header.
     pub peer_trusted: bool,
     /// The management endpoint answering this request, if any.
@@ -99,6 +101,7 @@ impl RequestCtx {
             own_status: None,
             client: None,
             client_ip: None,
+            peer: None,
             peer_trusted: false,
             endpoint: None,
         }

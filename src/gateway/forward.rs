@@ -1,14 +1,85 @@
 //! What the origin receives: the canonical path, no caller credentials, no
-//! client-supplied `x-tollgate-*` headers, and tollgate's identity headers.
+//! client-supplied `x-tollgate-*` headers (however spelled), forwarding
+//! headers tollgate vouches for, and tollgate's identity headers.
 
 use super::context::{Principal, RequestCtx};
+use super::protected::{self, Protected};
 use super::Gateway;
-use crate::auth::credential::X_API_KEY;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
+use std::net::IpAddr;
 
-/// Prefix of the headers tollgate owns; anything the client sends with it is removed.
-pub const OWN_PREFIX: &str = "x-tollgate-";
+/// `for=` of a `Forwarded` element: IPv6 addresses are quoted and bracketed.
+fn forwarded_for(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    }
+}
+
+/// The values of every `name` header, joined as one list (`a, b`).
+fn joined(req: &RequestHeader, name: &str) -> Option<String> {
+    let values: Vec<&str> = req
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Removes every header a client may not pass to the origin, and sets the
+/// forwarding headers: from an untrusted peer they are replaced by the address
+/// tollgate metered; a trusted proxy's `X-Forwarded-For` and `Forwarded` get
+/// the peer's address appended, as proxies do.
+fn scrub(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    let client_ip = gw.config.client_ip.header.as_ref().map(|h| h.as_str());
+    let trusted = ctx.peer_trusted;
+    // Exact, lower-case spellings a trusted proxy may pass (never underscored ones).
+    let kept_from_proxy = |name: &str| {
+        trusted && (protected::FORWARDING.contains(&name) || client_ip.is_some_and(|h| h == name))
+    };
+    let (xff, fwd) = if trusted {
+        (joined(req, "x-forwarded-for"), joined(req, "forwarded"))
+    } else {
+        (None, None)
+    };
+    let drop: Vec<String> = req
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|name| match protected::classify(name, client_ip) {
+            None => false,
+            Some(Protected::Forwarding | Protected::ClientIp) => !kept_from_proxy(name),
+            Some(Protected::Own | Protected::Credential) => true,
+        })
+        .map(str::to_string)
+        .collect();
+    for name in drop {
+        req.remove_header(name.as_str());
+    }
+    let peer = ctx.peer.or(ctx.client_ip);
+    match (trusted, peer) {
+        (true, Some(peer)) => {
+            let xff = match xff {
+                Some(list) => format!("{list}, {peer}"),
+                None => peer.to_string(),
+            };
+            req.insert_header("x-forwarded-for", xff)?;
+            if let Some(list) = fwd {
+                req.insert_header("forwarded", format!("{list}, {}", forwarded_for(peer)))?;
+            }
+        }
+        _ => {
+            if let Some(ip) = ctx.client_ip {
+                req.insert_header("x-forwarded-for", ip.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Rewrites `req` in place for the origin.
 pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
@@ -19,25 +90,7 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
         req.set_uri(uri);
     }
-    // A client-IP header from an untrusted peer is a claim, not a fact: it does
-    // not reach the origin. The address tollgate used is always sent as
-    // `x-tollgate-client-ip`, the one to rely on.
-    if let Some(header) = &gw.config.client_ip.header {
-        if !ctx.peer_trusted {
-            req.remove_header(header.as_str());
-        }
-    }
-    req.remove_header("authorization");
-    req.remove_header(X_API_KEY);
-    let own: Vec<String> = req
-        .headers
-        .keys()
-        .filter(|k| k.as_str().starts_with(OWN_PREFIX))
-        .map(|k| k.as_str().to_string())
-        .collect();
-    for name in own {
-        req.remove_header(name.as_str());
-    }
+    scrub(gw, req, ctx)?;
     if let Some(route) = &ctx.route {
         if let Some(host) = gw
             .origins

@@ -8,6 +8,8 @@ mod forward;
 pub mod pipeline;
 pub mod policy;
 mod principal;
+pub mod protected;
+mod screening;
 pub mod writer;
 
 use crate::auth::failures::FailureThrottle;

@@ -3,6 +3,7 @@
 //! plan policies, admission. Each step either continues or ends the request.
 
 use super::context::{Decision, Principal, RequestCtx};
+use super::screening;
 use super::{Charge, Gateway};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind, Reply};
@@ -58,6 +59,39 @@ pub(crate) fn store_failure(op: &'static str, e: StoreError) -> ApiError {
     .header("Retry-After", "1")
 }
 
+/// The 400 for a path that a lenient server could read as another endpoint.
+fn ambiguous() -> ApiError {
+    ApiError::detail(
+        ErrorKind::BadRequest,
+        "ambiguous path: a server could read it as a different endpoint; use the documented \
+         spelling (letter case, no ';' parameters, no trailing dots or spaces)",
+    )
+}
+
+/// Whether `path` is one of tollgate's own endpoints, compared exactly or,
+/// with `loose`, as lenient servers compare ([`routing::loose_path`]).
+fn is_management(cfg: &crate::config::Config, path: &str, loose: bool) -> bool {
+    let read = |p: &str| {
+        if loose {
+            routing::loose_path(p)
+        } else {
+            p.to_string()
+        }
+    };
+    let path = read(path);
+    let under = |base: &str| {
+        let base = read(base);
+        let base = base.trim_end_matches('/');
+        path == base || path.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
+    };
+    cfg.trial.as_ref().is_some_and(|t| under(&t.path))
+        || cfg
+            .short_lived
+            .as_ref()
+            .is_some_and(|s| under(&s.tokens_path) || under(&s.inspect_path))
+        || cfg.self_service.as_ref().is_some_and(|s| under(&s.path))
+}
+
 impl Gateway {
     /// Runs the pipeline for one request.
     pub async fn pipeline(
@@ -70,6 +104,11 @@ impl Gateway {
         if header_bytes(req) > cfg.server.max_header_bytes {
             return Err(ApiError::new(ErrorKind::HeadersTooLarge));
         }
+        screening::method(&req.method)?;
+        screening::connection(
+            &req.headers,
+            cfg.client_ip.header.as_ref().map(|h| h.as_str()),
+        )?;
         let path = routing::normalize(req.raw_path())
             .map_err(|e| ApiError::detail(ErrorKind::BadRequest, e.to_string()))?;
         let method = req.method.clone();
@@ -77,7 +116,13 @@ impl Gateway {
         let client_ip = cfg.client_ip.client_ip(peer, &req.headers);
         ctx.client = Some(cfg.client_ip.bucket_key(client_ip));
         ctx.client_ip = Some(client_ip);
+        ctx.peer = Some(peer);
         ctx.peer_trusted = cfg.client_ip.is_trusted(peer);
+        if let Some(loose) = path.loose_path() {
+            if is_management(cfg, &loose, true) && !is_management(cfg, &path.canonical, false) {
+                return Err(ambiguous());
+            }
+        }
 
         if let Some(trial) = &cfg.trial {
             if path.canonical == trial.path {
@@ -128,6 +173,10 @@ impl Gateway {
                     format!("no route for {}", path.canonical),
                 ))
             }
+            RouteMatch::Ambiguous(other) => {
+                log::debug!("path {} could be read as route {other:?}", path.canonical);
+                return Err(ambiguous());
+            }
             RouteMatch::MethodNotAllowed(allowed) => {
                 let allow = allowed
                     .iter()
@@ -143,6 +192,7 @@ impl Gateway {
                 "the request target has characters that must be percent-encoded",
             ));
         }
+        screening::upgrade(session.req_header_mut(), &route)?;
         ctx.route = Some(route.clone());
         if route.access == Access::Public {
             ctx.path = Some(path);
@@ -166,6 +216,7 @@ impl Gateway {
                 format!("this endpoint is not available on the {} plan", plan.name),
             ));
         }
+        screening::body(&session.req_header().headers, &plan)?;
         let mut path = path;
         path.query = super::policy::check_query(path.query.as_deref(), &plan, &cfg.query)
             .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
@@ -176,7 +227,6 @@ impl Gateway {
             Principal::Token(claims) => Some(claims.as_ref().clone()),
             _ => None,
         };
-        ctx.principal = Some(principal);
         ctx.response_headers = self
             .admit(Charge {
                 plan: &plan,
@@ -188,6 +238,8 @@ impl Gateway {
                 route: &route.name,
             })
             .await?;
+        // Set only once admitted: a key's usage records admitted calls, not refusals.
+        ctx.principal = Some(principal);
         ctx.decision = Decision::Admitted;
         Ok(Flow::Forward)
     }

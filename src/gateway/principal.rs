@@ -51,17 +51,21 @@ impl Gateway {
                 _ => Err(unauthorized_because("an API key is required")),
             };
         };
-        let client = cfg.client_ip.bucket_key(client_ip);
-        if self.failures.blocked(&client) {
-            return Err(ApiError::new(ErrorKind::RateLimited)
-                .var("limit", self.failures.limit().to_string())
-                .var("window", "min")
-                .header("Retry-After", "60"));
-        }
         let result = self.resolve_credential(&cred, policy, route).await;
         if matches!(&result, Err(e) if e.kind == ErrorKind::Unauthorized) {
-            // Only a credential that was sent and failed counts, never a missing one.
+            // Only a credential that was sent and failed counts, never a missing
+            // one; and the throttle only ever answers for failed credentials, so
+            // a flood of bad keys from an address (behind a CDN, everyone's)
+            // never locks out a valid key from it.
+            let client = cfg.client_ip.bucket_key(client_ip);
+            let over = self.failures.blocked(&client);
             self.failures.failed(&client);
+            if over {
+                return Err(ApiError::new(ErrorKind::RateLimited)
+                    .var("limit", self.failures.limit().to_string())
+                    .var("window", "min")
+                    .header("Retry-After", "60"));
+            }
         }
         result
     }

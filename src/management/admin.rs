@@ -9,7 +9,7 @@
 //! | GET | /v1/accounts/{id} | show, with the credit balance |
 //! | POST | /v1/accounts/{id}/credits | `{add: N}`: change the balance |
 //! | POST | /v1/keys | create `{account, name, expiresAt?}`; the only response with the plaintext |
-//! | GET | /v1/keys?account=ID | list an account's keys |
+//! | GET | /v1/keys?account=ID[&include=revoked,expired\|all] | list an account's active keys (and the ones asked for) |
 //! | GET | /v1/keys/{id} | show one key |
 //! | DELETE | /v1/keys/{id} | revoke |
 //! | GET | /v1/keys/{id}/usage | lastUsedAt, last 50 calls, 7-day daily counts |
@@ -17,11 +17,11 @@
 use super::keys::NewKey;
 use super::{body, unavailable};
 use crate::gateway::Gateway;
-use crate::metering::credits::CreditCharge;
+use crate::metering::credits::{within_bound, CreditCharge, MAX_CREDITS};
 use crate::metering::plan::CreditPool;
 use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::store::{Account, KeyKind, DAILY_DAYS};
+use crate::store::{Account, KeyKind, KeyRecord, DAILY_DAYS};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::{Method, Response};
@@ -51,6 +51,23 @@ struct CreateAccount {
 #[serde(deny_unknown_fields)]
 struct AddCredits {
     add: i64,
+}
+
+/// Refuses (400, naming `field`) a credit change that would take `balance`
+/// beyond ±[`MAX_CREDITS`]: the Redis scripts count in doubles, exact only up
+/// to 2^53, and 10^15 keeps every balance and cost exact.
+fn check_credit_balance(field: &str, balance: i64, delta: i64) -> Result<(), ApiError> {
+    let after = i128::from(balance) + i128::from(delta);
+    if after.unsigned_abs() <= u128::from(MAX_CREDITS) {
+        return Ok(());
+    }
+    Err(ApiError::detail(
+        ErrorKind::BadRequest,
+        format!(
+            "field {field}: the balance would be {after}, beyond the largest credit amount (±{MAX_CREDITS})"
+        ),
+    )
+    .details(json!({"balance": balance, "maxCredits": MAX_CREDITS})))
 }
 
 /// Where an account's credits live under its plan: `(owner, policy)`.
@@ -203,7 +220,10 @@ impl AdminApi {
                         Some(_) if n < 0 => {
                             return Err(ApiError::detail(ErrorKind::BadRequest, "field credits: must not be negative"))
                         }
-                        Some(_) => {}
+                        Some((_, charge, _)) => {
+                            let start = charge.current(None, now.timestamp_millis()).balance;
+                            check_credit_balance("credits", start, n)?;
+                        }
                     }
                 }
                 let account = gw
@@ -246,11 +266,24 @@ impl AdminApi {
                         format!("plan {:?} does not meter credits", account.plan),
                     ));
                 };
+                if !within_bound(body.add) {
+                    return Err(ApiError::detail(
+                        ErrorKind::BadRequest,
+                        format!("field add: must be between -{MAX_CREDITS} and {MAX_CREDITS}"),
+                    ));
+                }
                 let balance = gw
                     .store
                     .add_credits(&owner, body.add, &charge)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(|e| match e {
+                        crate::store::StoreError::CreditRange { balance } => {
+                            check_credit_balance("add", balance, body.add)
+                                .err()
+                                .unwrap_or_else(|| unavailable(e))
+                        }
+                        other => unavailable(other),
+                    })?;
                 log::info!(
                     "credits of {owner} changed by {}: balance {balance}",
                     body.add
@@ -315,9 +348,10 @@ impl AdminApi {
                             "query parameter account is required",
                         )
                     })?;
+                let include = Include::parse(&query)?;
                 let keys = gw.store.list_keys(account).await.map_err(unavailable)?;
                 let mut out = Vec::with_capacity(keys.len());
-                for k in &keys {
+                for k in keys.iter().filter(|k| include.shows(k, now)) {
                     let usage = gw.store.usage(k.id, 1, now).await.map_err(unavailable)?;
                     out.push(k.to_json(now, usage.last_used_at));
                 }
@@ -338,7 +372,10 @@ impl AdminApi {
                 let id = parse_id(id)?;
                 let key = gw.revoke_key(id).await?.ok_or_else(|| not_found("key"))?;
                 log::info!("revoked key {} ({})", key.key_prefix, key.id);
-                Ok(Reply::json(200, &key.to_json(now, None)))
+                // The same lastUsedAt as the listing; revocation is idempotent,
+                // so a failure here can be retried.
+                let usage = gw.store.usage(id, 1, now).await.map_err(unavailable)?;
+                Ok(Reply::json(200, &key.to_json(now, usage.last_used_at)))
             }
             (&Method::GET, ["v1", "keys", id, "usage"]) => {
                 let id = parse_id(id)?;
@@ -358,6 +395,56 @@ impl AdminApi {
                 ErrorKind::NotFound,
                 format!("no admin endpoint {method} {path}"),
             )),
+        }
+    }
+}
+
+/// Which inactive keys a listing shows besides the active ones
+/// (`include=revoked`, `include=expired`, comma-separated, or `include=all`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Include {
+    revoked: bool,
+    expired: bool,
+}
+
+impl Include {
+    /// Reads every `include` parameter of a query string.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut include = Self::default();
+        let values = query.split('&').filter_map(|p| p.strip_prefix("include="));
+        for value in values {
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                match item {
+                    "revoked" => include.revoked = true,
+                    "expired" => include.expired = true,
+                    "all" => {
+                        include.revoked = true;
+                        include.expired = true;
+                    }
+                    other => {
+                        return Err(ApiError::detail(
+                            ErrorKind::BadRequest,
+                            format!(
+                                "query parameter include: {other:?} is not revoked, expired or all"
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(include)
+    }
+
+    /// Whether the listing shows `k`: active keys always; a revoked one (even
+    /// if also expired) with `revoked`, an expired one with `expired`.
+    fn shows(self, k: &KeyRecord, now: DateTime<Utc>) -> bool {
+        if k.revoked_at.is_some() {
+            self.revoked
+        } else if k.expires_at.is_some_and(|e| e <= now) {
+            self.expired
+        } else {
+            true
         }
     }
 }
@@ -400,6 +487,45 @@ mod tests {
         assert!(!token_ok(t, Some(b"0123456789abcdef0123")));
         assert!(!token_ok(t, None));
         assert!(!token_ok(None, Some(b"Bearer x")));
+    }
+
+    #[test]
+    fn listings_hide_revoked_and_expired_keys_unless_asked() {
+        let now = Utc::now();
+        let key = |revoked: bool, expired: bool| KeyRecord {
+            id: Uuid::new_v4(),
+            hash: crate::auth::keys::KeyHash::of("x"),
+            account: Some("a".into()),
+            plan: None,
+            name: "k".into(),
+            key_prefix: "tg_x".into(),
+            kind: KeyKind::Standard,
+            created_at: now - chrono::Duration::days(2),
+            expires_at: expired.then(|| now - chrono::Duration::days(1)),
+            revoked_at: revoked.then_some(now),
+        };
+        let (active, revoked, expired, both) = (
+            key(false, false),
+            key(true, false),
+            key(false, true),
+            key(true, true),
+        );
+        let shown = |query: &str| {
+            let inc = Include::parse(query).expect("include");
+            [&active, &revoked, &expired, &both].map(|k| inc.shows(k, now))
+        };
+        assert_eq!(shown("account=a"), [true, false, false, false]);
+        assert_eq!(
+            shown("account=a&include=revoked"),
+            [true, true, false, true]
+        );
+        assert_eq!(
+            shown("include=expired&account=a"),
+            [true, false, true, false]
+        );
+        assert_eq!(shown("account=a&include=revoked%2Cexpired"), [true; 4]);
+        assert_eq!(shown("account=a&include=all"), [true; 4]);
+        assert!(Include::parse("account=a&include=deleted").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! account's own valid keys: create (`POST <path>`), list (`GET <path>`) and
 //! revoke (`DELETE <path>/<id>`). Free of credits, rate-limited like any call,
 //! refused (403) to plans without key management, such as a public demo key.
+//! A created key never outlives the key that created it (see `child_expiry`).
 
 use super::keys::NewKey;
 use super::{body, unavailable};
@@ -27,6 +28,22 @@ struct CreateBody {
     name: String,
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
+}
+
+/// The expiry of a key created through these endpoints: never later than the
+/// expiry of the key that creates it, so a key cannot outlive itself through a
+/// child. No `expiresAt` inherits the creator's expiry; a later one is capped to
+/// it (as a short-lived token's is); an earlier one is kept. The response's
+/// `expiresAt` is the expiry applied.
+fn child_expiry(
+    asked: Option<DateTime<Utc>>,
+    creator: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (asked, creator) {
+        (Some(asked), Some(creator)) => Some(asked.min(creator)),
+        (None, creator) => creator,
+        (asked, None) => asked,
+    }
 }
 
 fn view(k: &KeyRecord, now: DateTime<Utc>, last_used: Option<DateTime<Utc>>) -> Value {
@@ -87,10 +104,11 @@ impl Gateway {
         };
         let (owner, bucket) = self.metering_target(&principal, &plan);
         ctx.plan = Some(plan.clone());
-        ctx.principal = Some(principal.clone());
         let headers = self
             .admit(Charge::free(&plan, owner, bucket, ROUTE))
             .await?;
+        // Recorded in the key's usage from here on: only admitted calls are.
+        ctx.principal = Some(principal.clone());
         let now = Utc::now();
         let mut reply = match (method, rest) {
             (&Method::POST, "") => {
@@ -121,7 +139,7 @@ impl Gateway {
                         account: Some(account),
                         plan: None,
                         name: body.name,
-                        expires_at: body.expires_at,
+                        expires_at: child_expiry(body.expires_at, identity.key.expires_at),
                         kind: KeyKind::Standard,
                     })
                     .await?;
@@ -162,7 +180,10 @@ impl Gateway {
                 }
                 let key = self.revoke_key(id).await?.ok_or_else(not_found)?;
                 log::info!("key {} ({}) revoked by its account", key.key_prefix, key.id);
-                Reply::json(200, &self.envelope(view(&key, now, None)))
+                // The same lastUsedAt as the listing (revocation is idempotent,
+                // so a failure here can be retried).
+                let usage = self.store.usage(id, 1, now).await.map_err(unavailable)?;
+                Reply::json(200, &self.envelope(view(&key, now, usage.last_used_at)))
             }
             (_, "") => {
                 return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "GET, POST"))
@@ -173,5 +194,30 @@ impl Gateway {
         };
         reply.headers = headers;
         Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn a_child_key_never_outlives_its_creator() {
+        let now = Utc::now();
+        let creator = now + Duration::days(7);
+        // No expiresAt: the creator's expiry.
+        assert_eq!(child_expiry(None, Some(creator)), Some(creator));
+        // A later one: capped to the creator's.
+        assert_eq!(
+            child_expiry(Some(now + Duration::days(365)), Some(creator)),
+            Some(creator)
+        );
+        // An earlier one: kept.
+        let sooner = now + Duration::days(1);
+        assert_eq!(child_expiry(Some(sooner), Some(creator)), Some(sooner));
+        // A creator without expiry leaves the child's choice alone.
+        assert_eq!(child_expiry(Some(sooner), None), Some(sooner));
+        assert_eq!(child_expiry(None, None), None);
     }
 }

@@ -122,7 +122,6 @@ impl Gateway {
                 ),
             ));
         }
-        ctx.principal = Some(principal.clone());
         ctx.plan = Some(plan.clone());
         let owner = format!("a:{account}");
         let parent = identity.key.id;
@@ -186,6 +185,8 @@ impl Gateway {
                         ROUTE,
                     ))
                     .await?;
+                // Recorded in the key's usage from here on: only admitted calls are.
+                ctx.principal = Some(principal.clone());
                 let mut exp_ms = now
                     .timestamp_millis()
                     .saturating_add(i64::try_from(expires_in).unwrap_or(0));
@@ -256,6 +257,7 @@ impl Gateway {
             (method, endpoint) => {
                 let (own, bucket) = self.metering_target(&principal, &plan);
                 let headers = self.admit(Charge::free(&plan, own, bucket, ROUTE)).await?;
+                ctx.principal = Some(principal.clone());
                 let not_found = || ApiError::detail(ErrorKind::NotFound, "token not found");
                 let reply =
                     match (method, endpoint) {

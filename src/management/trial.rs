@@ -1,10 +1,11 @@
-//! The public trial endpoint: issues a short-term key with no account, limited
-//! per client IP, optionally behind human verification with a siteverify API
-//! shaped like Cloudflare Turnstile's (form `secret`, `response`, `remoteip`;
-//! JSON `{"success": bool, "error-codes": [...]}`).
+//! The public trial endpoint: issues a short-term key with no account, behind
+//! human verification with a siteverify API shaped like Cloudflare Turnstile's
+//! (form `secret`, `response`, `remoteip`; JSON `{"success": bool,
+//! "error-codes": [...]}`) unless the profile says `verification = "off"`, and
+//! optionally capped per client IP (only successful issuances count).
 
 use super::body;
-use super::keys::NewKey;
+use super::keys::{check_name, NewKey};
 use crate::config::VerificationSettings;
 use crate::gateway::{Charge, Gateway};
 use crate::reply::{ApiError, ErrorKind, Reply};
@@ -70,52 +71,58 @@ impl Gateway {
         let Some(trial) = &self.config.trial else {
             return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
         };
-        let headers = self
-            .admit(Charge::free(
-                &trial.issuance,
-                format!("ip:{}", self.config.client_ip.bucket_key(ip)),
-                "trial".into(),
-                "trial",
-            ))
-            .await?;
         let raw = body::read(session, self.config.server.max_body_bytes).await?;
         let fields: Map<String, Value> = body::parse(&raw)?;
         for key in fields.keys() {
             let known =
                 key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
             if !known {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    format!("unknown field {key}"),
-                ));
+                return Err(body::unknown_field(key));
             }
         }
         let name = match fields.get("name") {
             None | Some(Value::Null) => "trial".to_string(),
             Some(Value::String(s)) if s.trim().is_empty() => "trial".to_string(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    "field name must be a string",
-                ))
-            }
+            Some(_) => return Err(body::not_a_string("name", "field name must be a string")),
         };
         if let Some(v) = &trial.verification {
             let response = match fields.get(&v.field) {
                 Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => {
-                    return Err(ApiError::detail(
-                        ErrorKind::BadRequest,
+                Some(Value::String(_)) | Some(Value::Null) | None => {
+                    return Err(body::missing_field(
+                        &v.field,
                         format!(
                             "field {} (the human-verification token) is required",
                             v.field
                         ),
                     ))
                 }
+                Some(_) => {
+                    return Err(body::not_a_string(
+                        &v.field,
+                        format!("field {} must be a string", v.field),
+                    ))
+                }
             };
             verify_human(&self.http, v, &response, ip).await?;
         }
+        let name = check_name(&name)?;
+        // Only a request that is about to be issued takes from the per-IP cap:
+        // bad bodies and failed verification cost nothing, so nobody sharing
+        // the address (a NAT, a proxy) can use the cap up for the others.
+        let headers = match &trial.issuance {
+            Some(cap) => {
+                self.admit(Charge::free(
+                    cap,
+                    format!("ip:{}", self.config.client_ip.bucket_key(ip)),
+                    "trial".into(),
+                    "trial",
+                ))
+                .await?
+            }
+            None => Vec::new(),
+        };
         let ttl = chrono::Duration::from_std(trial.ttl).unwrap_or(chrono::Duration::days(7));
         let issued = self
             .issue_key(NewKey {

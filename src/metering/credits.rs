@@ -2,6 +2,19 @@
 //! every refill period (aligned to the epoch) or, with no period, is a prepaid
 //! balance the operator tops up. The same arithmetic runs in the Redis script.
 
+/// The largest credit amount tollgate accepts anywhere: a plan's budget, a
+/// starting balance, a top-up, and a balance after a top-up (in either
+/// direction, so balances stay within `-MAX_CREDITS..=MAX_CREDITS`).
+///
+/// The Redis scripts compute balances as Lua numbers (IEEE doubles), exact only
+/// up to 2^53; 10^15 stays well below that even after a route's cost is taken.
+pub const MAX_CREDITS: u64 = 1_000_000_000_000_000;
+
+/// Whether `amount` is a credit amount tollgate accepts (`|amount| <= MAX_CREDITS`).
+pub fn within_bound(amount: i64) -> bool {
+    amount.unsigned_abs() <= MAX_CREDITS
+}
+
 /// A balance and the refill window it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CreditState {
@@ -69,6 +82,19 @@ mod tests {
         assert_eq!(c.current(Some(spent), 3_599_999).balance, 0);
         assert_eq!(c.current(Some(spent), 3_600_000).balance, 100);
         assert_eq!(c.refill_in_ms(3_599_000), Some(1_000));
+    }
+
+    #[test]
+    fn the_bound_is_exact_in_a_double() {
+        // Every amount up to the bound, and the bound plus the largest cost a
+        // route may have (at most the largest budget), is exact as an f64.
+        let top = MAX_CREDITS * 2;
+        assert!(top < (1u64 << 53));
+        assert_eq!(top as f64 as u64, top);
+        assert!(within_bound(i64::try_from(MAX_CREDITS).expect("fits")));
+        assert!(within_bound(-i64::try_from(MAX_CREDITS).expect("fits")));
+        assert!(!within_bound(i64::try_from(MAX_CREDITS + 1).expect("fits")));
+        assert!(!within_bound(i64::MIN));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! process, not durable: everything is lost on restart.
 
 use super::{
-    types::{day_of, last_days, DAILY_DAYS, RECENT_CALLS},
+    types::{day_of, last_days, DAILY_DAYS, EXPIRED_KEY_GRACE, RECENT_CALLS},
     Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
     TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
-use crate::metering::credits::{CreditCharge, CreditState};
+use crate::metering::credits::{within_bound, CreditCharge, CreditState};
 use crate::metering::{gcra, Admission, AdmitOutcome, Verdict};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,8 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
-/// Admissions between two sweeps of full buckets.
+/// Admissions between two sweeps of full buckets (and expired keys).
 const SWEEP_EVERY: u64 = 4096;
+/// Key insertions between two sweeps of expired keys, so that issuing trial
+/// keys with no traffic at all still prunes the old ones.
+const PRUNE_EVERY_INSERTS: u64 = 1024;
 
 #[derive(Default)]
 struct Directory {
@@ -44,6 +47,7 @@ pub struct MemoryStore {
     tokens: DashMap<String, (TokenRecord, i64)>,
     usage: Mutex<HashMap<Uuid, UsageData>>,
     admissions: AtomicU64,
+    inserts: AtomicU64,
 }
 
 impl MemoryStore {
@@ -55,6 +59,44 @@ impl MemoryStore {
     /// Number of buckets held (full buckets are swept away).
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Deletes what belongs to keys that expired more than [`EXPIRED_KEY_GRACE`]
+    /// before `now`: trial keys (no account) altogether, and the usage of every
+    /// expired key (an account's expired keys stay in its listing). Runs every
+    /// `SWEEP_EVERY` admissions and every `PRUNE_EVERY_INSERTS` insertions,
+    /// like the Redis store's expiries.
+    pub fn prune_expired(&self, now: DateTime<Utc>) {
+        let gone = |k: &KeyRecord| k.expires_at.is_some_and(|e| e + EXPIRED_KEY_GRACE <= now);
+        let expired: Vec<(Uuid, KeyHash, bool)> = self
+            .dir
+            .read()
+            .keys
+            .values()
+            .filter(|k| gone(k))
+            .map(|k| (k.id, k.hash, k.account.is_none()))
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        {
+            let mut dir = self.dir.write();
+            for (id, hash, trial) in &expired {
+                if *trial && dir.keys.get(id).is_some_and(gone) {
+                    dir.keys.remove(id);
+                    dir.by_hash.remove(hash);
+                }
+            }
+        }
+        let mut usage = self.usage.lock();
+        for (id, _, _) in &expired {
+            usage.remove(id);
+        }
+    }
+
+    /// Keys held (for tests of the pruning).
+    pub fn key_count(&self) -> usize {
+        self.dir.read().keys.len()
     }
 }
 
@@ -97,7 +139,13 @@ impl AccountStore for MemoryStore {
             .entry(owner.to_string())
             .or_insert_with(|| policy.current(None, now_ms));
         *c = policy.current(Some(*c), now_ms);
-        c.balance = c.balance.saturating_add(delta);
+        if delta != 0 {
+            c.balance = c
+                .balance
+                .checked_add(delta)
+                .filter(|b| within_bound(*b))
+                .ok_or(StoreError::CreditRange { balance: c.balance })?;
+        }
         Ok(c.balance)
     }
 
@@ -132,6 +180,12 @@ impl KeyStore for MemoryStore {
         }
         dir.by_hash.insert(key.hash, key.id);
         dir.keys.insert(key.id, key.clone());
+        drop(dir);
+        if self.inserts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_INSERTS
+            == PRUNE_EVERY_INSERTS - 1
+        {
+            self.prune_expired(now);
+        }
         Ok(key)
     }
 
@@ -194,6 +248,7 @@ impl Meter for MemoryStore {
             self.buckets.retain(|_, tat| *tat > now);
             let now_utc = Utc::now();
             self.tokens.retain(|_, t| t.0.expires_at > now_utc);
+            self.prune_expired(now_utc);
         }
         // Lock order: bucket, then credits; both are held until the decision is written.
         let mut entry = self
@@ -426,6 +481,131 @@ mod tests {
             .expect("ok")
             .expect("found");
         assert_eq!(id.plan, "p");
+    }
+
+    fn one_call(key: Uuid, at: DateTime<Utc>) -> UsageEvent {
+        UsageEvent {
+            key,
+            call: CallRecord {
+                token: None,
+                at,
+                method: "GET".into(),
+                path: "/p".into(),
+                status: 200,
+                latency_ms: 1,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_trial_keys_and_usage_are_pruned() {
+        let s = MemoryStore::new();
+        let now = Utc::now();
+        s.create_account(Account {
+            id: "a".into(),
+            plan: "p".into(),
+            created_at: now,
+        })
+        .await
+        .expect("account");
+        let long_ago = now - EXPIRED_KEY_GRACE - chrono::Duration::minutes(1);
+        let just_expired = now - chrono::Duration::minutes(1);
+        let trial = |token: &str, exp| KeyRecord {
+            account: None,
+            plan: Some("p".into()),
+            kind: KeyKind::Trial,
+            expires_at: Some(exp),
+            ..key("a", token)
+        };
+        let old_trial = trial("t-old", long_ago);
+        let recent_trial = trial("t-recent", just_expired);
+        let live_trial = trial("t-live", now + chrono::Duration::days(7));
+        let old_account_key = KeyRecord {
+            expires_at: Some(long_ago),
+            ..key("a", "k-old")
+        };
+        let forever = key("a", "k-forever");
+        let public = Uuid::new_v4(); // a config key: usage only, no record
+        let all = [
+            &old_trial,
+            &recent_trial,
+            &live_trial,
+            &old_account_key,
+            &forever,
+        ];
+        for k in all {
+            s.insert_key(k.clone(), None, now).await.expect("insert");
+        }
+        let mut events: Vec<UsageEvent> = all.iter().map(|k| one_call(k.id, now)).collect();
+        events.push(one_call(public, now));
+        s.record_usage(events).await.expect("usage");
+
+        s.prune_expired(now);
+
+        // The trial key past its grace is gone, record and usage.
+        assert_eq!(s.key(old_trial.id).await.expect("key"), None);
+        assert_eq!(s.resolve(&old_trial.hash).await.expect("resolve"), None);
+        let u = s.usage(old_trial.id, 7, now).await.expect("usage");
+        assert!(u.last_used_at.is_none() && u.recent.is_empty());
+        // An expired account key stays listed; its usage goes.
+        assert!(s.key(old_account_key.id).await.expect("key").is_some());
+        let u = s.usage(old_account_key.id, 7, now).await.expect("usage");
+        assert!(u.last_used_at.is_none());
+        // Within the grace, live, without expiry, or not stored: untouched.
+        for id in [recent_trial.id, live_trial.id, forever.id, public] {
+            let u = s.usage(id, 7, now).await.expect("usage");
+            assert_eq!(u.recent.len(), 1, "{id}");
+        }
+        assert_eq!(s.key_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn issuing_keys_prunes_expired_trials_without_any_traffic() {
+        let s = MemoryStore::new();
+        let now = Utc::now();
+        let old = KeyRecord {
+            account: None,
+            plan: Some("p".into()),
+            kind: KeyKind::Trial,
+            expires_at: Some(now - EXPIRED_KEY_GRACE - chrono::Duration::minutes(1)),
+            ..key("a", "t-old")
+        };
+        s.insert_key(old.clone(), None, now).await.expect("old");
+        for i in 1..PRUNE_EVERY_INSERTS {
+            let k = KeyRecord {
+                account: None,
+                plan: Some("p".into()),
+                kind: KeyKind::Trial,
+                expires_at: Some(now + chrono::Duration::days(7)),
+                ..key("a", &format!("t-{i}"))
+            };
+            s.insert_key(k, None, now).await.expect("insert");
+        }
+        assert_eq!(s.key(old.id).await.expect("key"), None);
+        assert_eq!(s.key_count() as u64, PRUNE_EVERY_INSERTS - 1);
+    }
+
+    #[tokio::test]
+    async fn credit_changes_stay_within_the_bound() {
+        use crate::metering::credits::MAX_CREDITS;
+        let s = MemoryStore::new();
+        let prepaid = CreditCharge {
+            cost: 0,
+            budget: 1,
+            refill_ms: None,
+        };
+        let max = i64::try_from(MAX_CREDITS).expect("fits");
+        assert_eq!(s.add_credits("a:x", max, &prepaid).await, Ok(max));
+        assert_eq!(
+            s.add_credits("a:x", 1, &prepaid).await,
+            Err(StoreError::CreditRange { balance: max })
+        );
+        assert_eq!(s.credit_balance("a:x", &prepaid).await, Ok(max));
+        assert_eq!(s.add_credits("a:x", -2 * max, &prepaid).await, Ok(-max));
+        assert_eq!(
+            s.add_credits("a:x", i64::MIN, &prepaid).await,
+            Err(StoreError::CreditRange { balance: -max })
+        );
     }
 
     #[tokio::test]

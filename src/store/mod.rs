@@ -24,6 +24,13 @@ pub enum StoreError {
     Conflict(String),
     #[error("active key limit reached ({max})")]
     KeyLimit { max: u32 },
+    /// A credit change would take the balance (`balance`, unchanged) beyond
+    /// ±[`crate::metering::credits::MAX_CREDITS`].
+    #[error(
+        "credit balance {balance} cannot change by that much (the limit is ±{})",
+        crate::metering::credits::MAX_CREDITS
+    )]
+    CreditRange { balance: i64 },
     #[error("store unavailable: {0}")]
     Unavailable(String),
 }
@@ -36,7 +43,8 @@ pub trait AccountStore: Send + Sync {
     /// One account.
     async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
     /// Adds `delta` credits (negative removes) to an owner's balance under the
-    /// plan's policy; returns the new balance.
+    /// plan's policy; returns the new balance. `CreditRange` (and no change)
+    /// if the balance would leave ±[`crate::metering::credits::MAX_CREDITS`].
     async fn add_credits(
         &self,
         owner: &str,

@@ -10,6 +10,12 @@ use uuid::Uuid;
 pub const RECENT_CALLS: usize = 50;
 /// Days of daily counts kept per key.
 pub const DAILY_DAYS: u32 = 7;
+/// Longest request path kept in a usage record, in bytes; longer ones are cut
+/// on a character boundary.
+pub const MAX_USAGE_PATH: usize = 256;
+/// How long a key's usage, and a trial key's records, are kept after the key
+/// expires (then both stores delete them).
+pub const EXPIRED_KEY_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 /// RFC 3339 with milliseconds and `Z`.
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
@@ -118,6 +124,18 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// Cuts the path to at most [`MAX_USAGE_PATH`] bytes, on a UTF-8 character
+    /// boundary, so that one record stays small whatever the client sent.
+    pub fn truncate_path(&mut self) {
+        if self.path.len() > MAX_USAGE_PATH {
+            let mut end = MAX_USAGE_PATH;
+            while !self.path.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.path.truncate(end);
+        }
+    }
+
     /// The usage view.
     pub fn to_json(&self) -> Value {
         json!({
@@ -188,5 +206,43 @@ impl TokenRecord {
     /// Milliseconds until expiry (at least 1).
     pub fn ttl_ms(&self, now: DateTime<Utc>) -> i64 {
         (self.expires_at - now).num_milliseconds().max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(path: &str) -> CallRecord {
+        CallRecord {
+            token: None,
+            at: Utc::now(),
+            method: "GET".into(),
+            path: path.into(),
+            status: 200,
+            latency_ms: 0,
+        }
+    }
+
+    #[test]
+    fn long_paths_are_cut_on_a_character_boundary() {
+        let mut short = call("/api/markets");
+        short.truncate_path();
+        assert_eq!(short.path, "/api/markets");
+
+        let mut long = call(&format!("/{}", "a".repeat(8 * 1024)));
+        long.truncate_path();
+        assert_eq!(long.path.len(), MAX_USAGE_PATH);
+        assert!(long.path.starts_with("/aaa"));
+
+        // "é" is two bytes: byte 256 falls inside one, so the cut is at 255.
+        let mut wide = call(&format!("/{}", "é".repeat(200)));
+        wide.truncate_path();
+        assert_eq!(wide.path.len(), MAX_USAGE_PATH - 1);
+        assert!(wide.path.ends_with('é'));
+
+        let mut exact = call(&"x".repeat(MAX_USAGE_PATH));
+        exact.truncate_path();
+        assert_eq!(exact.path.len(), MAX_USAGE_PATH);
     }
 }

@@ -116,6 +116,11 @@ pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 /// The admin token every test gateway uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The siteverify secret every test gateway gets (`TOLLGATE_TURNSTILE_SECRET`):
+/// a profile with trials refuses to start without one. Tests that issue trials
+/// point `TOLLGATE_TURNSTILE_URL` at [`start_siteverify`] with this secret.
+pub const TURNSTILE_SECRET: &str = "test-turnstile-secret";
+
 /// Which store a gateway uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -308,6 +313,7 @@ pub fn start_gate(opts: GateOpts) -> Gate {
         .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
         .env("TOLLGATE_REDIS_URL", &redis_url)
         .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
+        .env("TOLLGATE_TURNSTILE_SECRET", TURNSTILE_SECRET)
         .stdout(Stdio::null())
         .stderr(file);
     for (k, v) in &opts.env {

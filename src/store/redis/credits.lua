@@ -2,7 +2,10 @@
 -- KEYS[1]  the owner's credit balance (hash: bal, win)
 -- ARGV[1]  delta to add (0 to read)
 -- ARGV[2]  budget, ARGV[3] refill period in ms (0: prepaid)
--- Returns the balance.
+-- ARGV[4]  the largest balance allowed either way (MAX_CREDITS): Lua numbers
+--          are doubles, exact only up to 2^53
+-- Returns {1, new balance}, or {0, balance} when the change would leave
+-- -ARGV[4]..ARGV[4] (nothing is written).
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local period = tonumber(ARGV[3])
@@ -19,8 +22,13 @@ elseif balance == nil then
   balance = 0
 end
 local delta = tonumber(ARGV[1])
+local max = tonumber(ARGV[4])
 if delta ~= 0 then
-  balance = balance + delta
+  local after = balance + delta
+  if after > max or after < -max then
+    return {0, balance}
+  end
+  balance = after
   redis.call('HSET', KEYS[1], 'bal', balance, 'win', win)
 end
-return balance
+return {1, balance}

@@ -13,7 +13,14 @@
 //! | `tg:kh:SHA256` | the key record with its plan (JSON), for authentication |
 //! | `tg:kid:UUID` | the sha256 of a key, by id |
 //! | `tg:{TAG}:b:BUCKET` | a token bucket's TAT in µs, expiring when full |
-//! | `tg:{k:UUID}:u:*` | usage: `last` (ms), `calls` (list of 50), `d:YYYY-MM-DD` (count, 8 days) |
+//! | `tg:{k:UUID}:u:*` | usage: `last` (ms), `calls` (list of 50), `d:YYYY-MM-DD` (count, 8 days), `exp` (a key's expiry in ms, for keys that have one, expiring when their usage may go) |
+//!
+//! A trial key's `tg:kh:*` and `tg:kid:*` (it has no account hash) expire
+//! [`EXPIRED_KEY_GRACE`] after the key does; so does the usage of every key with
+//! an expiry (the usage writer gives it the remaining TTL of `exp`, read in the
+//! background flush, never on the request path). Usage of a key without expiry
+//! stays bounded: one `last`, at most 50 `calls` (paths cut to 256 bytes) and
+//! daily counters that expire.
 
 mod breaker;
 mod cache;
@@ -24,13 +31,13 @@ pub use breaker::Breaker;
 pub use cache::AuthCache;
 
 use super::{
-    types::{day_of, last_days, RECENT_CALLS},
+    types::{day_of, last_days, EXPIRED_KEY_GRACE, RECENT_CALLS},
     Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
     TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
 use crate::config::RedisSettings;
-use crate::metering::credits::CreditCharge;
+use crate::metering::credits::{CreditCharge, MAX_CREDITS};
 use crate::metering::{Admission, AdmitOutcome, Verdict};
 use crate::metrics::metrics;
 use async_trait::async_trait;
@@ -51,6 +58,17 @@ pub const INVALIDATE_CHANNEL: &str = "tg:invalidate";
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Days a daily usage counter is kept.
 const DAILY_TTL_SECS: i64 = 8 * 86_400;
+
+/// When the store deletes what belongs to a key expiring at `exp` (ms).
+fn purge_at_ms(exp: DateTime<Utc>) -> i64 {
+    (exp + EXPIRED_KEY_GRACE).timestamp_millis()
+}
+
+/// Whether a key's records expire with it: a trial key (no account). Account
+/// keys stay, expired or not, in their account's listing.
+fn records_expire(key: &KeyRecord) -> bool {
+    key.account.is_none() && key.expires_at.is_some()
+}
 
 /// The Redis store.
 pub struct RedisStore {
@@ -238,6 +256,15 @@ impl RedisStore {
         second
             .set(id_key(stored.key.id), stored.key.hash.to_hex())
             .ignore();
+        if let (true, Some(exp)) = (records_expire(&stored.key), stored.key.expires_at) {
+            // Every save (a revocation too) sets the expiry again: SET clears it.
+            first
+                .pexpire_at(hash_key(&stored.key.hash), purge_at_ms(exp))
+                .ignore();
+            second
+                .pexpire_at(id_key(stored.key.id), purge_at_ms(exp))
+                .ignore();
+        }
         let mut pipes = vec![first, second];
         if let Some(account) = &stored.key.account {
             let mut third = redis::pipe();
@@ -305,6 +332,43 @@ impl RedisStore {
             .await
     }
 
+    /// For each key with an expiry, the milliseconds until its usage may go:
+    /// the remaining TTL of its `u:exp` marker, which expires exactly then.
+    /// Read by the usage writer in the background, never on the request path.
+    async fn usage_ttls(&self, ids: &[Uuid]) -> Result<Vec<Option<i64>>, StoreError> {
+        let conn = self.conn()?;
+        // PTTL: -2 no marker (no expiry), -1 a marker without TTL (never written so).
+        let ttl = |ms: i64| (ms > 0).then_some(ms);
+        if matches!(conn, Conn::Cluster(_)) {
+            // One slot per key.
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut c = conn.clone();
+                let k = usage_key(*id, "exp");
+                let ms: i64 = self
+                    .call(
+                        "record_usage",
+                        ADMIN_TIMEOUT,
+                        async move { c.pttl(k).await },
+                    )
+                    .await?;
+                out.push(ttl(ms));
+            }
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.pttl(usage_key(*id, "exp"));
+        }
+        let mut c = conn;
+        let all: Vec<i64> = self
+            .call("record_usage", ADMIN_TIMEOUT, async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(all.into_iter().map(ttl).collect())
+    }
+
     /// The cached record of a key, however old: used by `fail_open` routes.
     pub fn cached_identity(&self, hash: &KeyHash) -> Option<Identity> {
         self.cache.stale(hash)
@@ -354,11 +418,17 @@ impl AccountStore for RedisStore {
         let mut inv = self.credits_script.key(credits_key(owner));
         inv.arg(delta)
             .arg(policy.budget)
-            .arg(policy.refill_ms.unwrap_or(0));
-        self.call("credits", ADMIN_TIMEOUT, async move {
-            inv.invoke_async(&mut c).await
-        })
-        .await
+            .arg(policy.refill_ms.unwrap_or(0))
+            .arg(MAX_CREDITS);
+        let (changed, balance): (i64, i64) = self
+            .call("credits", ADMIN_TIMEOUT, async move {
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::CreditRange { balance });
+        }
+        Ok(balance)
     }
 
     async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError> {
@@ -400,6 +470,15 @@ impl KeyStore for RedisStore {
                     max: max_active.unwrap_or(0),
                 });
             }
+        }
+        if let Some(exp) = key.expires_at {
+            // Tells the usage writer when this key's usage may go.
+            let mut pipe = redis::pipe();
+            pipe.set(usage_key(key.id, "exp"), exp.timestamp_millis())
+                .ignore()
+                .pexpire_at(usage_key(key.id, "exp"), purge_at_ms(exp))
+                .ignore();
+            self.run_pipelines("insert_key", vec![pipe]).await?;
         }
         let stored = StoredIdentity { key, plan };
         self.save_identity(&stored).await?;
@@ -631,8 +710,12 @@ impl UsageStore for RedisStore {
         for e in batch {
             per_key.entry(e.key).or_default().push(e.call);
         }
+        let ids: Vec<Uuid> = per_key.keys().copied().collect();
+        let ttls = self.usage_ttls(&ids).await?;
         let mut pipes = Vec::with_capacity(per_key.len());
-        for (id, calls) in &per_key {
+        for ((id, calls), purge_in) in per_key.iter().zip(ttls) {
+            // A key with an expiry: its usage goes with it (plus the grace),
+            // when its `exp` marker does.
             let mut pipe = redis::pipe();
             let last = calls
                 .iter()
@@ -645,6 +728,12 @@ impl UsageStore for RedisStore {
                 .ignore()
                 .ltrim(usage_key(*id, "calls"), 0, RECENT_CALLS as isize - 1)
                 .ignore();
+            if let Some(ms) = purge_in {
+                pipe.pexpire(usage_key(*id, "last"), ms)
+                    .ignore()
+                    .pexpire(usage_key(*id, "calls"), ms)
+                    .ignore();
+            }
             let mut days: BTreeMap<String, i64> = BTreeMap::new();
             for c in calls {
                 *days.entry(day_of(&c.at)).or_default() += 1;
@@ -655,6 +744,9 @@ impl UsageStore for RedisStore {
                     .ignore()
                     .expire(&k, DAILY_TTL_SECS)
                     .ignore();
+                if let Some(ms) = purge_in.filter(|ms| *ms < DAILY_TTL_SECS * 1000) {
+                    pipe.pexpire(&k, ms).ignore();
+                }
             }
             pipes.push(pipe);
         }
