@@ -92,8 +92,8 @@ fn benches(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let store = MemoryStore::new();
     let admission = Admission {
-        owner: "a:bench".into(),
-        bucket: "key:bench".into(),
+        owner: tollgate::metering::Owner::Account("bench".into()),
+        bucket: tollgate::metering::Bucket::AccountKey(uuid::Uuid::from_u128(1)),
         interval_us: 1,
         burst: u32::MAX,
         credits: None,

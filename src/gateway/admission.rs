@@ -10,7 +10,7 @@ use crate::config::duration::window_label;
 use crate::metering::credits::CreditCharge;
 use crate::metering::headers::{ceil_secs, rate_limit_headers};
 use crate::metering::plan::CreditPool;
-use crate::metering::{Admission, Plan, Verdict};
+use crate::metering::{Admission, Bucket, Owner, Plan, Verdict};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
 use crate::routing::StoreFailure;
@@ -27,8 +27,8 @@ pub const TOKEN_HEADER: &str = "X-Token-Requests-Remaining";
 pub struct Charge<'a> {
     pub plan: &'a Arc<Plan>,
     /// Hash tag and credit holder (see [`Gateway::metering_target`]).
-    pub owner: String,
-    pub bucket: String,
+    pub owner: Owner,
+    pub bucket: Bucket,
     /// Credits.
     pub cost: u64,
     /// The short-lived token whose request limit applies.
@@ -40,7 +40,7 @@ pub struct Charge<'a> {
 
 impl<'a> Charge<'a> {
     /// A charge of no credits, failing closed (management endpoints).
-    pub fn free(plan: &'a Arc<Plan>, owner: String, bucket: String, route: &'a str) -> Self {
+    pub fn free(plan: &'a Arc<Plan>, owner: Owner, bucket: Bucket, route: &'a str) -> Self {
         Self {
             plan,
             owner,
@@ -56,23 +56,24 @@ impl<'a> Charge<'a> {
 impl Gateway {
     /// `(owner, bucket)`: the owner is the Cluster hash tag and the credit
     /// balance's holder; a shared plan pools everyone in one bucket.
-    pub(crate) fn metering_target(&self, principal: &Principal, plan: &Plan) -> (String, String) {
+    pub(crate) fn metering_target(&self, principal: &Principal, plan: &Plan) -> (Owner, Bucket) {
         match principal {
             Principal::Anonymous { ip } => (
-                format!("ip:{}", self.config.client_ip.bucket_key(*ip)),
-                "ip".into(),
+                Owner::Client(self.config.client_ip.bucket_key(*ip)),
+                Bucket::Client,
             ),
-            Principal::Token(claims) => {
-                (format!("a:{}", claims.sub), format!("key:{}", claims.key))
-            }
+            Principal::Token(claims) => (
+                Owner::Account(claims.sub.clone()),
+                Bucket::AccountKey(claims.key),
+            ),
             Principal::Key(identity) => {
                 let key = &identity.key;
                 if plan.shared {
-                    (format!("p:{}", plan.name), "shared".into())
+                    (Owner::Plan(plan.name.clone()), Bucket::Shared)
                 } else if let Some(account) = &key.account {
-                    (format!("a:{account}"), format!("key:{}", key.id))
+                    (Owner::Account(account.clone()), Bucket::AccountKey(key.id))
                 } else {
-                    (format!("k:{}", key.id), "key".into())
+                    (Owner::Key(key.id), Bucket::OwnKey)
                 }
             }
         }

@@ -19,7 +19,7 @@ use super::{body, unavailable};
 use crate::gateway::Gateway;
 use crate::metering::credits::{within_bound, CreditCharge, MAX_CREDITS};
 use crate::metering::plan::CreditPool;
-use crate::metering::Plan;
+use crate::metering::{Owner, Plan};
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::store::{Account, KeyKind, KeyRecord, DAILY_DAYS};
 use async_trait::async_trait;
@@ -71,11 +71,11 @@ fn check_credit_balance(field: &str, balance: i64, delta: i64) -> Result<(), Api
 }
 
 /// Where an account's credits live under its plan: `(owner, policy)`.
-fn credit_owner(account: &Account, plan: &Plan) -> Option<(String, CreditCharge, CreditPool)> {
+fn credit_owner(account: &Account, plan: &Plan) -> Option<(Owner, CreditCharge, CreditPool)> {
     let c = plan.credits.as_ref()?;
     let owner = match c.pool {
-        CreditPool::Account => format!("a:{}", account.id),
-        CreditPool::Plan => format!("p:{}", plan.name),
+        CreditPool::Account => Owner::Account(account.id.clone()),
+        CreditPool::Plan => Owner::Plan(plan.name.clone()),
     };
     let charge = CreditCharge {
         cost: 0,

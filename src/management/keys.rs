@@ -3,6 +3,7 @@
 
 use crate::auth::keys::KeyHash;
 use crate::gateway::Gateway;
+use crate::metering::Owner;
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
 use crate::store::{rfc3339, Account, KeyKind, KeyRecord, StoreError};
@@ -89,7 +90,7 @@ impl Gateway {
         if let Some(account) = &key.account {
             let n = self
                 .store
-                .revoke_tokens_of(&format!("a:{account}"), key.id)
+                .revoke_tokens_of(&Owner::Account(account.clone()), key.id)
                 .await
                 .map_err(unavailable)?;
             if n > 0 {

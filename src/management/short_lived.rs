@@ -8,6 +8,7 @@ use crate::auth::jwt::TokenClaims;
 use crate::config::ShortLivedSettings;
 use crate::gateway::context::{Principal, RequestCtx};
 use crate::gateway::{Charge, Gateway};
+use crate::metering::{Bucket, Owner};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::routing::{Access, StoreFailure};
@@ -123,7 +124,7 @@ impl Gateway {
             ));
         }
         ctx.plan = Some(plan.clone());
-        let owner = format!("a:{account}");
+        let owner = Owner::Account(account.clone());
         let parent = identity.key.id;
         let [create_field, list_field, inspect_field, delete_field] = s.fields.clone();
         let now = Utc::now();
@@ -181,7 +182,7 @@ impl Gateway {
                     .admit(Charge::free(
                         &s.creation,
                         owner.clone(),
-                        format!("mint:{parent}"),
+                        Bucket::Minting(parent),
                         ROUTE,
                     ))
                     .await?;

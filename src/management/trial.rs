@@ -8,6 +8,7 @@ use super::body;
 use super::keys::{check_name, NewKey};
 use crate::config::VerificationSettings;
 use crate::gateway::{Charge, Gateway};
+use crate::metering::{Bucket, Owner};
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::store::KeyKind;
 use chrono::Utc;
@@ -115,8 +116,8 @@ impl Gateway {
             Some(cap) => {
                 self.admit(Charge::free(
                     cap,
-                    format!("ip:{}", self.config.client_ip.bucket_key(ip)),
-                    "trial".into(),
+                    Owner::Client(self.config.client_ip.bucket_key(ip)),
+                    Bucket::TrialIssuance,
                     "trial",
                 ))
                 .await?

@@ -3,8 +3,10 @@
 pub mod credits;
 pub mod gcra;
 pub mod headers;
+pub mod owner;
 pub mod plan;
 
+pub use owner::{Bucket, Owner};
 pub use plan::Plan;
 
 use std::time::Duration;
@@ -46,11 +48,11 @@ pub struct AdmitOutcome {
 /// together or not at all.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    /// Who owns the state this touches (`a:<account>`, `p:<plan>`, `k:<key id>`,
-    /// `ip:<address>`): the Redis Cluster hash tag and the credit balance's owner.
-    pub owner: String,
-    /// The bucket within the owner, e.g. `key:<uuid>`, `ip`, `shared`.
-    pub bucket: String,
+    /// Who owns the state this touches: the Redis Cluster hash tag and the
+    /// credit balance's holder.
+    pub owner: Owner,
+    /// The bucket within the owner.
+    pub bucket: Bucket,
     /// Microseconds between two tokens.
     pub interval_us: i64,
     /// Bucket capacity.

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::auth::keys::KeyHash;
 use crate::metering::credits::{within_bound, CreditCharge, CreditState};
-use crate::metering::{gcra, Admission, AdmitOutcome, Verdict};
+use crate::metering::{gcra, Admission, AdmitOutcome, Bucket, Owner, Verdict};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -42,9 +42,9 @@ struct UsageData {
 #[derive(Default)]
 pub struct MemoryStore {
     dir: RwLock<Directory>,
-    buckets: DashMap<String, i64>,
-    credits: DashMap<String, CreditState>,
-    tokens: DashMap<String, (TokenRecord, i64)>,
+    buckets: DashMap<(Owner, Bucket), i64>,
+    credits: DashMap<Owner, CreditState>,
+    tokens: DashMap<(Owner, Uuid), (TokenRecord, i64)>,
     usage: Mutex<HashMap<Uuid, UsageData>>,
     admissions: AtomicU64,
     inserts: AtomicU64,
@@ -129,14 +129,14 @@ impl AccountStore for MemoryStore {
 
     async fn add_credits(
         &self,
-        owner: &str,
+        owner: &Owner,
         delta: i64,
         policy: &CreditCharge,
     ) -> Result<i64, StoreError> {
         let now_ms = now_us() / 1000;
         let mut c = self
             .credits
-            .entry(owner.to_string())
+            .entry(owner.clone())
             .or_insert_with(|| policy.current(None, now_ms));
         *c = policy.current(Some(*c), now_ms);
         if delta != 0 {
@@ -149,7 +149,11 @@ impl AccountStore for MemoryStore {
         Ok(c.balance)
     }
 
-    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError> {
+    async fn credit_balance(
+        &self,
+        owner: &Owner,
+        policy: &CreditCharge,
+    ) -> Result<i64, StoreError> {
         let now_ms = now_us() / 1000;
         let state = self.credits.get(owner).map(|c| *c);
         Ok(policy.current(state, now_ms).balance)
@@ -253,7 +257,7 @@ impl Meter for MemoryStore {
         // Lock order: bucket, then credits; both are held until the decision is written.
         let mut entry = self
             .buckets
-            .entry(format!("{}|{}", a.owner, a.bucket))
+            .entry((a.owner.clone(), a.bucket))
             .or_insert(now);
         let step = gcra::step(now, Some(*entry), a.interval_us, a.burst, 1);
         let mut outcome = AdmitOutcome {
@@ -268,7 +272,7 @@ impl Meter for MemoryStore {
         let mut token_entry = None;
         if let Some(id) = a.token {
             let now_utc = Utc::now();
-            match self.tokens.get_mut(&format!("{}|{id}", a.owner)) {
+            match self.tokens.get_mut(&(a.owner.clone(), id)) {
                 Some(t) if t.0.expires_at > now_utc => {
                     outcome.token_remaining = Some(t.1);
                     token_entry = Some(t);
@@ -323,27 +327,26 @@ impl Meter for MemoryStore {
 
 #[async_trait]
 impl TokenStore for MemoryStore {
-    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+    async fn create_tokens(&self, owner: &Owner, tokens: &[TokenRecord]) -> Result<(), StoreError> {
         for t in tokens {
             let limit = i64::try_from(t.request_limit).unwrap_or(i64::MAX);
             self.tokens
-                .insert(format!("{owner}|{}", t.id), (t.clone(), limit));
+                .insert((owner.clone(), t.id), (t.clone(), limit));
         }
         Ok(())
     }
 
     async fn list_tokens(
         &self,
-        owner: &str,
+        owner: &Owner,
         parent: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TokenRecord, u64)>, StoreError> {
-        let prefix = format!("{owner}|");
         self.tokens.retain(|_, t| t.0.expires_at > now);
         let mut out: Vec<(TokenRecord, u64)> = self
             .tokens
             .iter()
-            .filter(|e| e.key().starts_with(&prefix) && e.value().0.parent == parent)
+            .filter(|e| e.key().0 == *owner && e.value().0.parent == parent)
             .map(|e| (e.value().0.clone(), u64::try_from(e.value().1).unwrap_or(0)))
             .collect();
         out.sort_by_key(|(t, _)| t.created_at);
@@ -352,30 +355,34 @@ impl TokenStore for MemoryStore {
 
     async fn token(
         &self,
-        owner: &str,
+        owner: &Owner,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<(TokenRecord, u64)>, StoreError> {
         Ok(self
             .tokens
-            .get(&format!("{owner}|{id}"))
+            .get(&(owner.clone(), id))
             .filter(|t| t.0.expires_at > now)
             .map(|t| (t.0.clone(), u64::try_from(t.1).unwrap_or(0))))
     }
 
-    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError> {
-        let key = format!("{owner}|{id}");
+    async fn revoke_token(
+        &self,
+        owner: &Owner,
+        parent: Uuid,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let key = (owner.clone(), id);
         Ok(self
             .tokens
             .remove_if(&key, |_, t| t.0.parent == parent)
             .is_some())
     }
 
-    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
-        let prefix = format!("{owner}|");
+    async fn revoke_tokens_of(&self, owner: &Owner, parent: Uuid) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         self.tokens.retain(|k, t| {
-            let hit = k.starts_with(&prefix) && t.0.parent == parent;
+            let hit = k.0 == *owner && t.0.parent == parent;
             removed += u64::from(hit);
             !hit
         });
@@ -595,15 +602,16 @@ mod tests {
             refill_ms: None,
         };
         let max = i64::try_from(MAX_CREDITS).expect("fits");
-        assert_eq!(s.add_credits("a:x", max, &prepaid).await, Ok(max));
+        let owner = Owner::Account("x".into());
+        assert_eq!(s.add_credits(&owner, max, &prepaid).await, Ok(max));
         assert_eq!(
-            s.add_credits("a:x", 1, &prepaid).await,
+            s.add_credits(&owner, 1, &prepaid).await,
             Err(StoreError::CreditRange { balance: max })
         );
-        assert_eq!(s.credit_balance("a:x", &prepaid).await, Ok(max));
-        assert_eq!(s.add_credits("a:x", -2 * max, &prepaid).await, Ok(-max));
+        assert_eq!(s.credit_balance(&owner, &prepaid).await, Ok(max));
+        assert_eq!(s.add_credits(&owner, -2 * max, &prepaid).await, Ok(-max));
         assert_eq!(
-            s.add_credits("a:x", i64::MIN, &prepaid).await,
+            s.add_credits(&owner, i64::MIN, &prepaid).await,
             Err(StoreError::CreditRange { balance: -max })
         );
     }

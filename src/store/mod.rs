@@ -9,7 +9,7 @@ pub use types::*;
 
 use crate::auth::keys::KeyHash;
 use crate::metering::credits::CreditCharge;
-use crate::metering::{Admission, AdmitOutcome};
+use crate::metering::{Admission, AdmitOutcome, Owner};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -47,12 +47,13 @@ pub trait AccountStore: Send + Sync {
     /// if the balance would leave ±[`crate::metering::credits::MAX_CREDITS`].
     async fn add_credits(
         &self,
-        owner: &str,
+        owner: &Owner,
         delta: i64,
         policy: &CreditCharge,
     ) -> Result<i64, StoreError>;
     /// An owner's balance now (a stale refill window counts as refilled).
-    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError>;
+    async fn credit_balance(&self, owner: &Owner, policy: &CreditCharge)
+        -> Result<i64, StoreError>;
 }
 
 /// Keys: stored only as sha256.
@@ -107,25 +108,26 @@ pub trait UsageStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Stores new tokens with their full request limit.
-    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError>;
+    async fn create_tokens(&self, owner: &Owner, tokens: &[TokenRecord]) -> Result<(), StoreError>;
     /// Active tokens of a static key with their remaining requests.
     async fn list_tokens(
         &self,
-        owner: &str,
+        owner: &Owner,
         parent: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TokenRecord, u64)>, StoreError>;
     /// One active token with its remaining requests.
     async fn token(
         &self,
-        owner: &str,
+        owner: &Owner,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<(TokenRecord, u64)>, StoreError>;
     /// Revokes a token of `parent`; false if there is no such active token.
-    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    async fn revoke_token(&self, owner: &Owner, parent: Uuid, id: Uuid)
+        -> Result<bool, StoreError>;
     /// Revokes every token of a static key (when the key itself is revoked).
-    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError>;
+    async fn revoke_tokens_of(&self, owner: &Owner, parent: Uuid) -> Result<u64, StoreError>;
 }
 
 /// The whole store.

@@ -38,7 +38,7 @@ use super::{
 use crate::auth::keys::KeyHash;
 use crate::config::RedisSettings;
 use crate::metering::credits::{CreditCharge, MAX_CREDITS};
-use crate::metering::{Admission, AdmitOutcome, Verdict};
+use crate::metering::{Admission, AdmitOutcome, Bucket, Owner, Verdict};
 use crate::metrics::metrics;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -123,29 +123,29 @@ fn usage_key(id: Uuid, part: &str) -> String {
 
 /// A bucket key, tagged by its owner so that it shares a Cluster slot with the
 /// owner's credit balance (and anything else one admission touches).
-pub fn bucket_key(owner: &str, bucket: &str) -> String {
+pub fn bucket_key(owner: &Owner, bucket: &Bucket) -> String {
     format!("tg:{{{owner}}}:b:{bucket}")
 }
 
 /// An owner's credit balance.
-pub fn credits_key(owner: &str) -> String {
+pub fn credits_key(owner: &Owner) -> String {
     format!("tg:{{{owner}}}:credits")
 }
 
 /// A short-lived token's remaining requests (a placeholder in the same slot
 /// when the admission has no token).
-pub fn token_key(owner: &str, id: Option<Uuid>) -> String {
+pub fn token_key(owner: &Owner, id: Option<Uuid>) -> String {
     match id {
         Some(id) => format!("tg:{{{owner}}}:tok:{id}"),
         None => format!("tg:{{{owner}}}:tok:-"),
     }
 }
 
-fn token_record_key(owner: &str, id: Uuid) -> String {
+fn token_record_key(owner: &Owner, id: Uuid) -> String {
     format!("tg:{{{owner}}}:tokrec:{id}")
 }
 
-fn token_set_key(owner: &str, parent: Uuid) -> String {
+fn token_set_key(owner: &Owner, parent: Uuid) -> String {
     format!("tg:{{{owner}}}:toks:{parent}")
 }
 
@@ -323,7 +323,7 @@ impl RedisStore {
     async fn token_ids(
         &self,
         op: &'static str,
-        owner: &str,
+        owner: &Owner,
         parent: Uuid,
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn()?;
@@ -410,7 +410,7 @@ impl AccountStore for RedisStore {
 
     async fn add_credits(
         &self,
-        owner: &str,
+        owner: &Owner,
         delta: i64,
         policy: &CreditCharge,
     ) -> Result<i64, StoreError> {
@@ -431,7 +431,11 @@ impl AccountStore for RedisStore {
         Ok(balance)
     }
 
-    async fn credit_balance(&self, owner: &str, policy: &CreditCharge) -> Result<i64, StoreError> {
+    async fn credit_balance(
+        &self,
+        owner: &Owner,
+        policy: &CreditCharge,
+    ) -> Result<i64, StoreError> {
         self.add_credits(owner, 0, policy).await
     }
 }
@@ -591,7 +595,7 @@ impl Meter for RedisStore {
 
 #[async_trait]
 impl TokenStore for RedisStore {
-    async fn create_tokens(&self, owner: &str, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+    async fn create_tokens(&self, owner: &Owner, tokens: &[TokenRecord]) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut pipe = redis::pipe();
         for t in tokens {
@@ -619,7 +623,7 @@ impl TokenStore for RedisStore {
 
     async fn list_tokens(
         &self,
-        owner: &str,
+        owner: &Owner,
         parent: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TokenRecord, u64)>, StoreError> {
@@ -648,7 +652,7 @@ impl TokenStore for RedisStore {
 
     async fn token(
         &self,
-        owner: &str,
+        owner: &Owner,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<(TokenRecord, u64)>, StoreError> {
@@ -668,7 +672,12 @@ impl TokenStore for RedisStore {
         Ok((rec.expires_at > now).then(|| (rec, u64::try_from(left).unwrap_or(0))))
     }
 
-    async fn revoke_token(&self, owner: &str, parent: Uuid, id: Uuid) -> Result<bool, StoreError> {
+    async fn revoke_token(
+        &self,
+        owner: &Owner,
+        parent: Uuid,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
         let Some((rec, _)) = self.token(owner, id, Utc::now()).await? else {
             return Ok(false);
         };
@@ -686,7 +695,7 @@ impl TokenStore for RedisStore {
         Ok(true)
     }
 
-    async fn revoke_tokens_of(&self, owner: &str, parent: Uuid) -> Result<u64, StoreError> {
+    async fn revoke_tokens_of(&self, owner: &Owner, parent: Uuid) -> Result<u64, StoreError> {
         let ids = self.token_ids("revoke_tokens", owner, parent).await?;
         let mut pipe = redis::pipe();
         for id in &ids {
@@ -811,8 +820,22 @@ mod tests {
 
     #[test]
     fn bucket_keys_share_the_tag_of_their_owner() {
-        assert_eq!(bucket_key("ip:1.2.3.4", "ip"), "tg:{ip:1.2.3.4}:b:ip");
-        assert_eq!(bucket_key("a:acme", "key:abc"), "tg:{a:acme}:b:key:abc");
-        assert_eq!(credits_key("a:acme"), "tg:{a:acme}:credits");
+        let id = Uuid::from_u128(1);
+        assert_eq!(
+            bucket_key(&Owner::Client("1.2.3.4".into()), &Bucket::Client),
+            "tg:{ip:1.2.3.4}:b:ip"
+        );
+        assert_eq!(
+            bucket_key(&Owner::Account("acme".into()), &Bucket::AccountKey(id)),
+            "tg:{a:acme}:b:key:00000000-0000-0000-0000-000000000001"
+        );
+        assert_eq!(
+            credits_key(&Owner::Account("acme".into())),
+            "tg:{a:acme}:credits"
+        );
+        assert_eq!(
+            token_key(&Owner::Account("acme".into()), Some(id)),
+            "tg:{a:acme}:tok:00000000-0000-0000-0000-000000000001"
+        );
     }
 }
