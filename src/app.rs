@@ -1,10 +1,9 @@
 //! Assembles the Pingora server from a validated config: the proxy, the admin
 //! API, the metrics listener and the background services.
 
-use crate::auth::failures::FailureThrottle;
-use crate::auth::jwt::TokenSigner;
 use crate::config::Config;
-use crate::gateway::{Gateway, Proxy};
+use crate::gatekeeper::Gatekeeper;
+use crate::gateway::Proxy;
 use crate::management::admin::AdminApi;
 use crate::origin::{OriginError, Origins};
 use crate::store::memory::MemoryStore;
@@ -72,25 +71,18 @@ pub fn build(config: Config) -> Result<Server, AppError> {
             );
         }
     }
-    let gateway = Arc::new(Gateway {
-        config: config.clone(),
-        store: store.clone(),
-        origins,
-        usage: usage.clone(),
-        http,
-        fallback: MemoryStore::new(),
-        failures: FailureThrottle::new(config.credentials.failure_limit),
-        signer: config
-            .short_lived
-            .as_ref()
-            .map(|s| TokenSigner::new(&s.issuer, &s.signing_kid, &s.secrets)),
-    });
+    let gatekeeper = Arc::new(Gatekeeper::new(config.clone(), store.clone()));
     // Register the metrics before the first request.
     let _ = crate::metrics::metrics();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Proxy(gateway.clone()),
+        Proxy {
+            gatekeeper: gatekeeper.clone(),
+            origins,
+            usage: usage.clone(),
+            http,
+        },
         "tollgate proxy",
     );
     for addr in &config.server.listen {
@@ -112,7 +104,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     if let Some(admin) = &config.admin {
         let mut svc = Service::new(
             "tollgate admin".to_string(),
-            HttpServer::new_app(AdminApi(gateway.clone())),
+            HttpServer::new_app(AdminApi(gatekeeper.clone())),
         );
         svc.add_tcp(&admin.listen);
         server.add_service(svc);

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod gatekeeper;
 pub mod gateway;
 pub mod logging;
 pub mod management;

@@ -1,35 +1,11 @@
 //! The per-request context: every decision the pipeline makes is recorded here
 //! for the later hooks (forwarding, response headers, logging).
 
-use crate::auth::jwt::TokenClaims;
+use crate::gatekeeper::Principal;
 use crate::metering::Plan;
 use crate::routing::{NormalPath, Route};
-use crate::store::Identity;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// No credential, on an `anonymous` route: metered per client IP.
-    Anonymous { ip: IpAddr },
-    /// A long-lived key.
-    Key(Box<Identity>),
-    /// A short-lived token minted from a static key.
-    Token(Box<TokenClaims>),
-}
-
-impl Principal {
-    /// The long-lived key this principal's usage is recorded under.
-    pub fn usage_key(&self) -> Option<uuid::Uuid> {
-        match self {
-            Principal::Anonymous { .. } => None,
-            Principal::Key(identity) => Some(identity.key.id),
-            Principal::Token(claims) => Some(claims.key),
-        }
-    }
-}
 
 /// What happened to a request, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +48,8 @@ pub struct RequestCtx {
     pub response_headers: Vec<(String, String)>,
     /// When the request was sent upstream.
     pub upstream_started: Option<Instant>,
-    /// Status of a response tollgate wrote itself.
-    pub own_status: Option<u16>,
-    /// The client's metering key (IPv4 address or IPv6 prefix).
-    pub client: Option<String>,
+    /// Status of a reply tollgate wrote itself (refusals, its own endpoints).
+    pub local_reply_status: Option<u16>,
     /// The client's address.
     pub client_ip: Option<std::net::IpAddr>,
     /// The TCP peer's address.
@@ -98,8 +72,7 @@ impl RequestCtx {
             decision: Decision::Pending,
             response_headers: Vec::new(),
             upstream_started: None,
-            own_status: None,
-            client: None,
+            local_reply_status: None,
             client_ip: None,
             peer: None,
             peer_trusted: false,

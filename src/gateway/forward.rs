@@ -2,9 +2,11 @@
 //! client-supplied `x-tollgate-*` headers (however spelled), forwarding
 //! headers tollgate vouches for, and tollgate's identity headers.
 
-use super::context::{Principal, RequestCtx};
+use super::context::RequestCtx;
 use super::protected::{self, Protected};
-use super::Gateway;
+use crate::config::Config;
+use crate::gatekeeper::Principal;
+use crate::origin::Origins;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::net::IpAddr;
@@ -34,8 +36,8 @@ fn joined(req: &RequestHeader, name: &str) -> Option<String> {
 /// forwarding headers: from an untrusted peer they are replaced by the address
 /// tollgate metered; a trusted proxy's `X-Forwarded-For` and `Forwarded` get
 /// the peer's address appended, as proxies do.
-fn scrub(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-    let client_ip = gw.config.client_ip.header.as_ref().map(|h| h.as_str());
+fn scrub(config: &Config, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    let client_ip = config.client_ip.header.as_ref().map(|h| h.as_str());
     let trusted = ctx.peer_trusted;
     // Exact, lower-case spellings a trusted proxy may pass (never underscored ones).
     let kept_from_proxy = |name: &str| {
@@ -82,7 +84,12 @@ fn scrub(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> 
 }
 
 /// Rewrites `req` in place for the origin.
-pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+pub fn prepare(
+    config: &Config,
+    origins: &Origins,
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> Result<()> {
     if let Some(path) = &ctx.path {
         let uri = path
             .upstream_target()
@@ -90,10 +97,9 @@ pub fn prepare(gw: &Gateway, req: &mut RequestHeader, ctx: &RequestCtx) -> Resul
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
         req.set_uri(uri);
     }
-    scrub(gw, req, ctx)?;
+    scrub(config, req, ctx)?;
     if let Some(route) = &ctx.route {
-        if let Some(host) = gw
-            .origins
+        if let Some(host) = origins
             .settings(&route.origin)
             .and_then(|o| o.host_header.as_deref())
         {

@@ -1,28 +1,23 @@
-//! The proxy: shared state and the Pingora `ProxyHttp` hooks, which only
-//! delegate to the pipeline, the forwarding rules and the response writer.
+//! The proxy: its state and the Pingora `ProxyHttp` hooks, which only delegate
+//! to the pipeline, the forwarding rules and the response writer.
 
-mod admission;
-pub use admission::Charge;
 pub mod context;
+mod endpoint;
 mod forward;
 pub mod pipeline;
 pub mod policy;
-mod principal;
 pub mod protected;
 mod screening;
 pub mod writer;
 
-use crate::auth::failures::FailureThrottle;
-use crate::auth::jwt::TokenSigner;
-use crate::config::Config;
+use crate::gatekeeper::{Gatekeeper, Principal};
 use crate::metrics::metrics;
 use crate::origin::Origins;
 use crate::reply::{ApiError, ErrorKind};
-use crate::store::memory::MemoryStore;
-use crate::store::{CallRecord, Store, UsageEvent};
+use crate::store::{CallRecord, UsageEvent};
 use crate::usage::UsageRecorder;
 use async_trait::async_trait;
-use context::{Decision, Principal, RequestCtx};
+use context::{Decision, RequestCtx};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -34,23 +29,18 @@ use std::time::Instant;
 /// Seconds a client is told to wait after an origin failure.
 pub const ORIGIN_RETRY_SECS: u64 = 30;
 
-/// Everything the proxy and the admin API share.
-pub struct Gateway {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+/// The Pingora proxy service: its state, and the `ProxyHttp` hooks, which
+/// only delegate to the pipeline, the forwarding rules and the response writer.
+pub struct Proxy {
+    /// Who is calling and whether a call is admitted.
+    pub gatekeeper: Arc<Gatekeeper>,
     pub origins: Origins,
     pub usage: Arc<UsageRecorder>,
     /// Client for outbound calls (human verification).
     pub http: reqwest::Client,
-    /// The per-instance limiter `fail_open` routes use while the store is unreachable.
-    pub fallback: MemoryStore,
-    /// Signs and verifies short-lived tokens, when the profile has them.
-    pub signer: Option<TokenSigner>,
-    /// Invalid credentials per client IP.
-    pub failures: FailureThrottle,
 }
 
-impl Gateway {
+impl Proxy {
     /// Renders an error with the profile's template, counts it, and writes it.
     async fn reject(&self, session: &mut Session, ctx: &mut RequestCtx, err: ApiError) {
         metrics()
@@ -58,16 +48,13 @@ impl Gateway {
             .with_label_values(&[err.kind.name()])
             .inc();
         ctx.decision = Decision::Rejected(err.kind.name());
-        let reply = self.config.errors.render(&err);
-        ctx.own_status = Some(reply.status);
+        let reply = self.gatekeeper.config.errors.render(&err);
+        ctx.local_reply_status = Some(reply.status);
         if let Err(e) = writer::write(session, reply).await {
             log::debug!("could not write error response: {e}");
         }
     }
 }
-
-/// The Pingora proxy service's logic.
-pub struct Proxy(pub Arc<Gateway>);
 
 #[async_trait]
 impl ProxyHttp for Proxy {
@@ -79,17 +66,17 @@ impl ProxyHttp for Proxy {
 
     /// Runs the pipeline; answers refusals and management calls here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        match self.0.pipeline(session, ctx).await {
+        match self.pipeline(session, ctx).await {
             Ok(Flow::Forward) => Ok(false),
             Ok(Flow::Respond(reply)) => {
-                ctx.own_status = Some(reply.status);
+                ctx.local_reply_status = Some(reply.status);
                 if let Err(e) = writer::write(session, reply).await {
                     log::debug!("could not write response: {e}");
                 }
                 Ok(true)
             }
             Err(err) => {
-                self.0.reject(session, ctx, err).await;
+                self.reject(session, ctx, err).await;
                 Ok(true)
             }
         }
@@ -106,7 +93,7 @@ impl ProxyHttp for Proxy {
             .as_ref()
             .map(|r| r.origin.as_str())
             .unwrap_or_default();
-        self.0.origins.peer(origin).ok_or_else(|| {
+        self.origins.peer(origin).ok_or_else(|| {
             Error::explain(
                 ErrorType::ConnectNoRoute,
                 format!("origin {origin} has no healthy server"),
@@ -122,7 +109,12 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        forward::prepare(&self.0, upstream_request, ctx)?;
+        forward::prepare(
+            &self.gatekeeper.config,
+            &self.origins,
+            upstream_request,
+            ctx,
+        )?;
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
@@ -197,8 +189,7 @@ impl ProxyHttp for Proxy {
             // Pingora will not reuse this connection: say so, so that a client
             // does not send its next request into a closing socket.
             session.set_keepalive(None);
-            self.0
-                .reject(session, ctx, err.header("Connection", "close"))
+            self.reject(session, ctx, err.header("Connection", "close"))
                 .await;
         }
         FailToProxy {
@@ -212,7 +203,7 @@ impl ProxyHttp for Proxy {
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
-            .or(ctx.own_status)
+            .or(ctx.local_reply_status)
             .unwrap_or(0);
         let route = ctx.route_label().to_string();
         let elapsed = ctx.started.elapsed();
@@ -229,7 +220,7 @@ impl ProxyHttp for Proxy {
                 Some(Principal::Token(claims)) => Some(claims.jti),
                 _ => None,
             };
-            self.0.usage.push(UsageEvent {
+            self.usage.push(UsageEvent {
                 key,
                 call: CallRecord {
                     token,

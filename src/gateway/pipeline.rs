@@ -1,17 +1,21 @@
-//! The request pipeline of `request_filter`, in one direction: size check, path
-//! normalisation and routing, management endpoints, credential, principal,
-//! plan policies, admission. Each step either continues or ends the request.
+//! The request pipeline of `request_filter`, in one direction: screening and
+//! path normalisation, the endpoint resolved once ([`endpoint::resolve`]), then
+//! applied: one of tollgate's own endpoints answers here; a route's caller is
+//! resolved, checked against the plan and admitted, and the request forwarded.
 
-use super::context::{Decision, Principal, RequestCtx};
+use super::context::{Decision, RequestCtx};
+use super::endpoint::{self, Endpoint};
 use super::screening;
-use super::{Charge, Gateway};
-use crate::metrics::metrics;
+use super::Proxy;
+use crate::gatekeeper::{Charge, Principal};
+use crate::management::{self, Managed};
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::{self, Access, RouteMatch};
-use crate::store::StoreError;
+use crate::routing::{self, Access, Route};
+use http::Method;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 /// What the pipeline decided.
 #[derive(Debug)]
@@ -40,66 +44,14 @@ pub fn peer_ip(session: &Session) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// Counts a decision made while the store was unreachable.
-pub(crate) fn degraded(route: &str, outcome: &str) {
-    metrics()
-        .degraded_decisions
-        .with_label_values(&[route, outcome])
-        .inc();
-}
-
-/// A store failure as the client sees it: 503 with `Retry-After`.
-pub(crate) fn store_failure(op: &'static str, e: StoreError) -> ApiError {
-    metrics().store_errors.with_label_values(&[op]).inc();
-    log::warn!("store {op} failed: {e}");
-    ApiError::detail(
-        ErrorKind::Unavailable,
-        "temporarily unavailable; retry shortly",
-    )
-    .header("Retry-After", "1")
-}
-
-/// The 400 for a path that a lenient server could read as another endpoint.
-fn ambiguous() -> ApiError {
-    ApiError::detail(
-        ErrorKind::BadRequest,
-        "ambiguous path: a server could read it as a different endpoint; use the documented \
-         spelling (letter case, no ';' parameters, no trailing dots or spaces)",
-    )
-}
-
-/// Whether `path` is one of tollgate's own endpoints, compared exactly or,
-/// with `loose`, as lenient servers compare ([`routing::loose_path`]).
-fn is_management(cfg: &crate::config::Config, path: &str, loose: bool) -> bool {
-    let read = |p: &str| {
-        if loose {
-            routing::loose_path(p)
-        } else {
-            p.to_string()
-        }
-    };
-    let path = read(path);
-    let under = |base: &str| {
-        let base = read(base);
-        let base = base.trim_end_matches('/');
-        path == base || path.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
-    };
-    cfg.trial.as_ref().is_some_and(|t| under(&t.path))
-        || cfg
-            .short_lived
-            .as_ref()
-            .is_some_and(|s| under(&s.tokens_path) || under(&s.inspect_path))
-        || cfg.self_service.as_ref().is_some_and(|s| under(&s.path))
-}
-
-impl Gateway {
+impl Proxy {
     /// Runs the pipeline for one request.
     pub async fn pipeline(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Flow, ApiError> {
-        let cfg = &self.config;
+        let cfg = &self.gatekeeper.config;
         let req = session.req_header();
         if header_bytes(req) > cfg.server.max_header_bytes {
             return Err(ApiError::new(ErrorKind::HeadersTooLarge));
@@ -114,77 +66,80 @@ impl Gateway {
         let method = req.method.clone();
         let peer = peer_ip(session);
         let client_ip = cfg.client_ip.client_ip(peer, &req.headers);
-        ctx.client = Some(cfg.client_ip.bucket_key(client_ip));
         ctx.client_ip = Some(client_ip);
         ctx.peer = Some(peer);
         ctx.peer_trusted = cfg.client_ip.is_trusted(peer);
-        if let Some(loose) = path.loose_path() {
-            if is_management(cfg, &loose, true) && !is_management(cfg, &path.canonical, false) {
-                return Err(ambiguous());
+        let endpoint = endpoint::resolve(cfg, &method, &path);
+        ctx.path = Some(path);
+        match endpoint? {
+            Endpoint::Route(route) => self.route(session, ctx, route, client_ip).await,
+            own => {
+                ctx.decision = Decision::Managed;
+                ctx.endpoint = own.label();
+                let managed = self.manage(session, ctx, own, &method, client_ip).await?;
+                if let Some((principal, plan)) = managed.admitted {
+                    ctx.principal = Some(principal);
+                    ctx.plan = Some(plan);
+                }
+                Ok(Flow::Respond(managed.reply))
             }
         }
+    }
 
-        if let Some(trial) = &cfg.trial {
-            if path.canonical == trial.path {
-                ctx.path = Some(path);
-                if method != http::Method::POST {
+    /// Answers one of tollgate's own endpoints.
+    async fn manage(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        endpoint: Endpoint,
+        method: &Method,
+        client_ip: IpAddr,
+    ) -> Result<Managed, ApiError> {
+        let gk = &self.gatekeeper;
+        match endpoint {
+            Endpoint::Trial => {
+                if *method != Method::POST {
                     return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "POST"));
                 }
-                ctx.decision = Decision::Managed;
-                ctx.endpoint = Some("trial");
-                return self
-                    .issue_trial(session, client_ip)
-                    .await
-                    .map(Flow::Respond);
+                let reply = management::trial::issue(gk, &self.http, session, client_ip).await?;
+                Ok(Managed {
+                    reply,
+                    admitted: None,
+                })
             }
-        }
-        if let Some(sl) = &cfg.short_lived {
-            if let Some(endpoint) = crate::management::short_lived::endpoint(sl, &path.canonical) {
-                let query = path.query.clone();
-                ctx.path = Some(path);
-                ctx.decision = Decision::Managed;
-                ctx.endpoint = Some("short_lived");
-                return self
-                    .short_lived(session, ctx, &method, endpoint, query.as_deref(), client_ip)
-                    .await
-                    .map(Flow::Respond);
+            Endpoint::ShortLived(token_endpoint) => {
+                let query = ctx.path.as_ref().and_then(|p| p.query.clone());
+                let call = management::Call {
+                    method,
+                    query: query.as_deref(),
+                    client_ip,
+                };
+                management::short_lived::handle(gk, session, call, token_endpoint).await
             }
-        }
-        if let Some(ss) = &cfg.self_service {
-            if let Some(rest) = path.canonical.strip_prefix(ss.path.as_str()) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    let rest = rest.trim_start_matches('/').to_string();
-                    ctx.path = Some(path);
-                    ctx.decision = Decision::Managed;
-                    ctx.endpoint = Some("self_service");
-                    return self
-                        .self_service(session, ctx, &method, &rest, client_ip)
-                        .await
-                        .map(Flow::Respond);
-                }
+            Endpoint::SelfService(rest) => {
+                let call = management::Call {
+                    method,
+                    query: None,
+                    client_ip,
+                };
+                management::self_service::handle(gk, session, call, &rest).await
             }
+            Endpoint::Route(_) => Err(ApiError::new(ErrorKind::Internal)),
         }
+    }
 
-        let route = match cfg.routes.find(&method, &path) {
-            RouteMatch::Found(r) => r,
-            RouteMatch::NotFound => {
-                return Err(ApiError::detail(
-                    ErrorKind::NotFound,
-                    format!("no route for {}", path.canonical),
-                ))
-            }
-            RouteMatch::Ambiguous(other) => {
-                log::debug!("path {} could be read as route {other:?}", path.canonical);
-                return Err(ambiguous());
-            }
-            RouteMatch::MethodNotAllowed(allowed) => {
-                let allow = allowed
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", allow));
-            }
+    /// A route: public routes forward as they are; others resolve the caller,
+    /// check the plan and admit the call.
+    async fn route(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: Arc<Route>,
+        client_ip: IpAddr,
+    ) -> Result<Flow, ApiError> {
+        let gk = &self.gatekeeper;
+        let Some(mut path) = ctx.path.take() else {
+            return Err(ApiError::new(ErrorKind::Internal));
         };
         if path.upstream_target().parse::<http::Uri>().is_err() {
             return Err(ApiError::detail(
@@ -199,41 +154,40 @@ impl Gateway {
             ctx.decision = Decision::Public;
             return Ok(Flow::Forward);
         }
-
-        let principal = self
+        let headers = &session.req_header().headers;
+        let principal = gk
             .principal(
-                session,
+                headers,
                 route.access,
                 route.on_store_failure,
                 &route.name,
                 client_ip,
             )
             .await?;
-        let plan = self.plan_of(&principal)?;
+        let plan = gk.plan_of(&principal)?;
         if !route.plans.is_empty() && !route.plans.contains(&plan.name) {
             return Err(ApiError::detail(
                 ErrorKind::Forbidden,
                 format!("this endpoint is not available on the {} plan", plan.name),
             ));
         }
-        screening::body(&session.req_header().headers, &plan)?;
-        let mut path = path;
-        path.query = super::policy::check_query(path.query.as_deref(), &plan, &cfg.query)
+        screening::body(headers, &plan)?;
+        path.query = super::policy::check_query(path.query.as_deref(), &plan, &gk.config.query)
             .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
         ctx.path = Some(path);
-        let (owner, bucket) = self.metering_target(&principal, &plan);
+        let (owner, bucket) = gk.metering_target(&principal, &plan);
         ctx.plan = Some(plan.clone());
         let token = match &principal {
-            Principal::Token(claims) => Some(claims.as_ref().clone()),
+            Principal::Token(claims) => Some(claims.as_ref()),
             _ => None,
         };
-        ctx.response_headers = self
+        ctx.response_headers = gk
             .admit(Charge {
                 plan: &plan,
                 owner,
                 bucket,
                 cost: route.cost,
-                token: token.as_ref(),
+                token,
                 policy: route.on_store_failure,
                 route: &route.name,
             })

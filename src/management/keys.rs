@@ -2,7 +2,7 @@
 //! self-service endpoints. The plaintext exists only in the returned value.
 
 use crate::auth::keys::KeyHash;
-use crate::gateway::Gateway;
+use crate::gatekeeper::{store_failure, Gatekeeper, OrUnavailable};
 use crate::metering::Owner;
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
@@ -67,107 +67,90 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-impl Gateway {
-    /// Revokes a key and every short-lived token minted from it; `None` if
-    /// there is no such key.
-    pub async fn revoke_key(&self, id: Uuid) -> Result<Option<KeyRecord>, ApiError> {
-        let unavailable = |e: StoreError| {
-            log::warn!("revocation failed: {e}");
-            ApiError::detail(
-                ErrorKind::Unavailable,
-                "temporarily unavailable; retry shortly",
-            )
-            .header("Retry-After", "1")
-        };
-        let Some(key) = self
+/// Revokes a key and every short-lived token minted from it; `None` if
+/// there is no such key.
+pub async fn revoke(gk: &Gatekeeper, id: Uuid) -> Result<Option<KeyRecord>, ApiError> {
+    let Some(key) = gk
+        .store
+        .revoke_key(id, Utc::now())
+        .await
+        .or_unavailable("revoke_key")?
+    else {
+        return Ok(None);
+    };
+    if let Some(account) = &key.account {
+        let n = gk
             .store
-            .revoke_key(id, Utc::now())
+            .revoke_tokens_of(&Owner::Account(account.clone()), key.id)
             .await
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        if let Some(account) = &key.account {
-            let n = self
-                .store
-                .revoke_tokens_of(&Owner::Account(account.clone()), key.id)
-                .await
-                .map_err(unavailable)?;
-            if n > 0 {
-                log::info!("revoked {n} short-lived token(s) of key {}", key.key_prefix);
-            }
+            .or_unavailable("revoke_tokens")?;
+        if n > 0 {
+            log::info!("revoked {n} short-lived token(s) of key {}", key.key_prefix);
         }
-        Ok(Some(key))
     }
+    Ok(Some(key))
+}
 
-    /// Issues a key, enforcing the account plan's active-key cap atomically.
-    pub async fn issue_key(&self, new: NewKey) -> Result<IssuedKey, ApiError> {
-        let now = Utc::now();
-        let name = check_name(&new.name)?;
-        if let Some(exp) = new.expires_at {
-            if exp <= now {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    "expiresAt must be in the future",
-                ));
-            }
+/// Issues a key, enforcing the account plan's active-key cap atomically.
+pub async fn issue(gk: &Gatekeeper, new: NewKey) -> Result<IssuedKey, ApiError> {
+    let now = Utc::now();
+    let name = check_name(&new.name)?;
+    if let Some(exp) = new.expires_at {
+        if exp <= now {
+            return Err(ApiError::detail(
+                ErrorKind::BadRequest,
+                "expiresAt must be in the future",
+            ));
         }
-        let plan_name = new
-            .account
-            .as_ref()
-            .map(|a| a.plan.clone())
-            .unwrap_or_default();
-        let max_active = new
-            .account
-            .as_ref()
-            .and_then(|a| self.config.plans.get(&a.plan))
-            .and_then(|p| p.max_active_keys);
-        let token = self.config.keys.generate();
-        let record = KeyRecord {
-            id: Uuid::new_v4(),
-            hash: KeyHash::of(&token),
-            account: new.account.as_ref().map(|a| a.id.clone()),
-            plan: new.plan,
-            name,
-            key_prefix: self.config.keys.display(&token),
-            kind: new.kind,
-            created_at: now,
-            expires_at: new.expires_at,
-            revoked_at: None,
-        };
-        let record = self
-            .store
-            .insert_key(record, max_active, now)
-            .await
-            .map_err(|e| match e {
-                StoreError::KeyLimit { max } => ApiError::new(ErrorKind::KeyLimit)
-                    .var("max", max.to_string())
-                    .var("plan", plan_name.clone())
-                    .details(json!({"maxActiveKeys": max, "plan": plan_name})),
-                other => {
-                    log::warn!("key insert failed: {other}");
-                    ApiError::detail(
-                        ErrorKind::Unavailable,
-                        "temporarily unavailable; retry shortly",
-                    )
-                    .header("Retry-After", "1")
-                }
-            })?;
-        metrics()
-            .keys_issued
-            .with_label_values(&[match record.kind {
-                KeyKind::Standard => "standard",
-                KeyKind::Trial => "trial",
-                KeyKind::Public => "public",
-            }])
-            .inc();
-        log::info!(
-            "issued {:?} key {} ({}) for account {}",
-            record.kind,
-            record.key_prefix,
-            record.id,
-            record.account.as_deref().unwrap_or("-")
-        );
-        Ok(IssuedKey { record, token })
     }
+    let plan_name = new
+        .account
+        .as_ref()
+        .map(|a| a.plan.clone())
+        .unwrap_or_default();
+    let max_active = new
+        .account
+        .as_ref()
+        .and_then(|a| gk.config.plans.get(&a.plan))
+        .and_then(|p| p.max_active_keys);
+    let token = gk.config.keys.generate();
+    let record = KeyRecord {
+        id: Uuid::new_v4(),
+        hash: KeyHash::of(&token),
+        account: new.account.as_ref().map(|a| a.id.clone()),
+        plan: new.plan,
+        name,
+        key_prefix: gk.config.keys.display(&token),
+        kind: new.kind,
+        created_at: now,
+        expires_at: new.expires_at,
+        revoked_at: None,
+    };
+    let record = gk
+        .store
+        .insert_key(record, max_active, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::KeyLimit { max } => ApiError::new(ErrorKind::KeyLimit)
+                .var("max", max.to_string())
+                .var("plan", plan_name.clone())
+                .details(json!({"maxActiveKeys": max, "plan": plan_name})),
+            other => store_failure("insert_key", other),
+        })?;
+    metrics()
+        .keys_issued
+        .with_label_values(&[match record.kind {
+            KeyKind::Standard => "standard",
+            KeyKind::Trial => "trial",
+            KeyKind::Public => "public",
+        }])
+        .inc();
+    log::info!(
+        "issued {:?} key {} ({}) for account {}",
+        record.kind,
+        record.key_prefix,
+        record.id,
+        record.account.as_deref().unwrap_or("-")
+    );
+    Ok(IssuedKey { record, token })
 }

@@ -4,19 +4,19 @@
 //! refused (403) to plans without key management, such as a public demo key.
 //! A created key never outlives the key that created it (see `child_expiry`).
 
-use super::keys::NewKey;
-use super::{body, unavailable};
-use crate::gateway::context::{Principal, RequestCtx};
-use crate::gateway::{Charge, Gateway};
+use super::keys::{self, NewKey};
+use super::{body, Call, Managed};
+use crate::gatekeeper::{Charge, Gatekeeper, OrUnavailable, Principal};
+use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::routing::{Access, StoreFailure};
-use crate::store::{rfc3339, KeyKind, KeyRecord};
+use crate::store::{rfc3339, Identity, KeyKind, KeyRecord};
 use chrono::{DateTime, Utc};
 use http::Method;
 use pingora::proxy::Session;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::IpAddr;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The route name used in metrics for these endpoints.
@@ -58,143 +58,165 @@ fn view(k: &KeyRecord, now: DateTime<Utc>, last_used: Option<DateTime<Utc>>) -> 
     })
 }
 
-impl Gateway {
-    fn envelope(&self, value: Value) -> Value {
-        match self
-            .config
-            .self_service
-            .as_ref()
-            .and_then(|s| s.envelope.as_deref())
-        {
-            Some(name) => json!({ name: value }),
-            None => value,
-        }
+/// The self-service settings' envelope around a response body, if any.
+fn envelope(gk: &Gatekeeper, value: Value) -> Value {
+    match gk
+        .config
+        .self_service
+        .as_ref()
+        .and_then(|s| s.envelope.as_deref())
+    {
+        Some(name) => json!({ name: value }),
+        None => value,
     }
+}
 
-    /// Handles a self-service call; `rest` is the path after the endpoint.
-    pub async fn self_service(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        method: &Method,
-        rest: &str,
-        client_ip: IpAddr,
-    ) -> Result<Reply, ApiError> {
-        let principal = self
-            .principal(
-                session,
-                Access::Key,
-                StoreFailure::FailClosed,
-                ROUTE,
-                client_ip,
-            )
-            .await?;
-        let plan = self.plan_of(&principal)?;
-        let Principal::Key(identity) = &principal else {
-            return Err(ApiError::detail(ErrorKind::Forbidden, "a key is required"));
-        };
-        let account_id = match (&identity.key.account, identity.key.kind) {
-            (Some(a), KeyKind::Standard) if plan.key_management => a.clone(),
-            _ => {
-                return Err(ApiError::detail(
-                    ErrorKind::Forbidden,
-                    "this key cannot manage API keys; use your own account's key",
-                ))
-            }
-        };
-        let (owner, bucket) = self.metering_target(&principal, &plan);
-        ctx.plan = Some(plan.clone());
-        let headers = self
-            .admit(Charge::free(&plan, owner, bucket, ROUTE))
-            .await?;
-        // Recorded in the key's usage from here on: only admitted calls are.
-        ctx.principal = Some(principal.clone());
-        let now = Utc::now();
-        let mut reply = match (method, rest) {
-            (&Method::POST, "") => {
-                let raw = body::read(session, self.config.server.max_body_bytes).await?;
-                let body: CreateBody = body::parse(&raw)?;
-                if body.expires_at.is_some() && !plan.custom_expiry {
-                    return Err(ApiError::detail(
-                        ErrorKind::Forbidden,
-                        format!(
-                            "custom key expiration (expiresAt) is not available on the {} plan",
-                            plan.name
-                        ),
-                    ));
-                }
-                let account = self
-                    .store
-                    .account(&account_id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(|| {
-                        ApiError::detail(
-                            ErrorKind::Forbidden,
-                            "this key's account no longer exists",
-                        )
-                    })?;
-                let issued = self
-                    .issue_key(NewKey {
-                        account: Some(account),
-                        plan: None,
-                        name: body.name,
-                        expires_at: child_expiry(body.expires_at, identity.key.expires_at),
-                        kind: KeyKind::Standard,
-                    })
-                    .await?;
-                let mut v = view(&issued.record, now, None);
-                let field = self
-                    .config
-                    .self_service
-                    .as_ref()
-                    .map(|s| s.key_field.clone())
-                    .unwrap_or_else(|| "apiKey".into());
-                v[field] = json!(issued.token);
-                Reply::json(201, &self.envelope(v))
-            }
-            (&Method::GET, "") => {
-                let keys = self
-                    .store
-                    .list_keys(&account_id)
-                    .await
-                    .map_err(unavailable)?;
-                let mut out = Vec::with_capacity(keys.len());
-                for k in &keys {
-                    let usage = self.store.usage(k.id, 1, now).await.map_err(unavailable)?;
-                    out.push(view(k, now, usage.last_used_at));
-                }
-                Reply::json(200, &self.envelope(Value::Array(out)))
-            }
-            (&Method::DELETE, id) if !id.is_empty() && !id.contains('/') => {
-                let not_found = || ApiError::detail(ErrorKind::NotFound, "API key not found");
-                let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-                let key = self
-                    .store
-                    .key(id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or_else(not_found)?;
-                if key.account.as_deref() != Some(account_id.as_str()) {
-                    return Err(not_found());
-                }
-                let key = self.revoke_key(id).await?.ok_or_else(not_found)?;
-                log::info!("key {} ({}) revoked by its account", key.key_prefix, key.id);
-                // The same lastUsedAt as the listing (revocation is idempotent,
-                // so a failure here can be retried).
-                let usage = self.store.usage(id, 1, now).await.map_err(unavailable)?;
-                Reply::json(200, &self.envelope(view(&key, now, usage.last_used_at)))
-            }
-            (_, "") => {
-                return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "GET, POST"))
-            }
-            (_, _) => {
-                return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "DELETE"))
-            }
-        };
-        reply.headers = headers;
-        Ok(reply)
+/// The account a key may manage keys for: its own, on a plan with key
+/// management, from a standard (not trial, not public) key.
+fn managing_account(principal: &Principal, plan: &Plan) -> Result<(Identity, String), ApiError> {
+    let Principal::Key(identity) = principal else {
+        return Err(ApiError::detail(ErrorKind::Forbidden, "a key is required"));
+    };
+    match (&identity.key.account, identity.key.kind) {
+        (Some(a), KeyKind::Standard) if plan.key_management => {
+            Ok((identity.as_ref().clone(), a.clone()))
+        }
+        _ => Err(ApiError::detail(
+            ErrorKind::Forbidden,
+            "this key cannot manage API keys; use your own account's key",
+        )),
     }
+}
+
+/// Handles a self-service call; `rest` is the path after the endpoint.
+pub async fn handle(
+    gk: &Gatekeeper,
+    session: &mut Session,
+    call: Call<'_>,
+    rest: &str,
+) -> Result<Managed, ApiError> {
+    let headers = &session.req_header().headers;
+    let principal = gk
+        .principal(
+            headers,
+            Access::Key,
+            StoreFailure::FailClosed,
+            ROUTE,
+            call.client_ip,
+        )
+        .await?;
+    let plan = gk.plan_of(&principal)?;
+    let (identity, account) = managing_account(&principal, &plan)?;
+    let (owner, bucket) = gk.metering_target(&principal, &plan);
+    let rate_headers = gk
+        .admit(Charge::rate_only_fail_closed(&plan, owner, bucket, ROUTE))
+        .await?;
+    let mut reply = match (call.method, rest) {
+        (&Method::POST, "") => create(gk, session, &plan, &identity, &account).await?,
+        (&Method::GET, "") => list(gk, &account).await?,
+        (&Method::DELETE, id) if !id.is_empty() && !id.contains('/') => {
+            revoke(gk, &account, id).await?
+        }
+        (_, "") => {
+            return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "GET, POST"))
+        }
+        (_, _) => return Err(ApiError::new(ErrorKind::MethodNotAllowed).header("Allow", "DELETE")),
+    };
+    reply.headers = rate_headers;
+    Ok(Managed {
+        reply,
+        admitted: Some((principal, plan)),
+    })
+}
+
+/// `POST <path>`: a new key for the caller's account.
+async fn create(
+    gk: &Gatekeeper,
+    session: &mut Session,
+    plan: &Arc<Plan>,
+    creator: &Identity,
+    account_id: &str,
+) -> Result<Reply, ApiError> {
+    let raw = body::read(session, gk.config.server.max_body_bytes).await?;
+    let body: CreateBody = body::parse(&raw)?;
+    if body.expires_at.is_some() && !plan.custom_expiry {
+        return Err(ApiError::detail(
+            ErrorKind::Forbidden,
+            format!(
+                "custom key expiration (expiresAt) is not available on the {} plan",
+                plan.name
+            ),
+        ));
+    }
+    let account = gk
+        .store
+        .account(account_id)
+        .await
+        .or_unavailable("account")?
+        .ok_or_else(|| {
+            ApiError::detail(ErrorKind::Forbidden, "this key's account no longer exists")
+        })?;
+    let issued = keys::issue(
+        gk,
+        NewKey {
+            account: Some(account),
+            plan: None,
+            name: body.name,
+            expires_at: child_expiry(body.expires_at, creator.key.expires_at),
+            kind: KeyKind::Standard,
+        },
+    )
+    .await?;
+    let mut v = view(&issued.record, Utc::now(), None);
+    let field = gk
+        .config
+        .self_service
+        .as_ref()
+        .map(|s| s.key_field.clone())
+        .unwrap_or_else(|| "apiKey".into());
+    v[field] = json!(issued.token);
+    Ok(Reply::json(201, &envelope(gk, v)))
+}
+
+/// `GET <path>`: every key of the caller's account, with `lastUsedAt`.
+async fn list(gk: &Gatekeeper, account_id: &str) -> Result<Reply, ApiError> {
+    let now = Utc::now();
+    let keys = gk
+        .store
+        .list_keys(account_id)
+        .await
+        .or_unavailable("list_keys")?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let usage = gk.store.usage(k.id, 1, now).await.or_unavailable("usage")?;
+        out.push(view(k, now, usage.last_used_at));
+    }
+    Ok(Reply::json(200, &envelope(gk, Value::Array(out))))
+}
+
+/// `DELETE <path>/<id>`: revokes one of the caller's account's keys.
+async fn revoke(gk: &Gatekeeper, account_id: &str, id: &str) -> Result<Reply, ApiError> {
+    let now = Utc::now();
+    let not_found = || ApiError::detail(ErrorKind::NotFound, "API key not found");
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let key = gk
+        .store
+        .key(id)
+        .await
+        .or_unavailable("key")?
+        .ok_or_else(not_found)?;
+    if key.account.as_deref() != Some(account_id) {
+        return Err(not_found());
+    }
+    let key = keys::revoke(gk, id).await?.ok_or_else(not_found)?;
+    log::info!("key {} ({}) revoked by its account", key.key_prefix, key.id);
+    // The same lastUsedAt as the listing (revocation is idempotent, so a
+    // failure here can be retried).
+    let usage = gk.store.usage(id, 1, now).await.or_unavailable("usage")?;
+    Ok(Reply::json(
+        200,
+        &envelope(gk, view(&key, now, usage.last_used_at)),
+    ))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! optionally capped per client IP (only successful issuances count).
 
 use super::body;
-use super::keys::{check_name, NewKey};
+use super::keys::{self, check_name, NewKey};
 use crate::config::VerificationSettings;
-use crate::gateway::{Charge, Gateway};
+use crate::gatekeeper::{Charge, Gatekeeper};
 use crate::metering::{Bucket, Owner};
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::store::KeyKind;
@@ -66,76 +66,80 @@ pub async fn verify_human(
     }
 }
 
-impl Gateway {
-    /// Handles `POST <trial.path>`.
-    pub async fn issue_trial(&self, session: &mut Session, ip: IpAddr) -> Result<Reply, ApiError> {
-        let Some(trial) = &self.config.trial else {
-            return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
-        };
-        let raw = body::read(session, self.config.server.max_body_bytes).await?;
-        let fields: Map<String, Value> = body::parse(&raw)?;
-        for key in fields.keys() {
-            let known =
-                key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
-            if !known {
-                return Err(body::unknown_field(key));
-            }
+/// Handles `POST <trial.path>`: a trial key for a verified human.
+pub async fn issue(
+    gk: &Gatekeeper,
+    http: &reqwest::Client,
+    session: &mut Session,
+    ip: IpAddr,
+) -> Result<Reply, ApiError> {
+    let Some(trial) = &gk.config.trial else {
+        return Err(ApiError::detail(ErrorKind::NotFound, "no trial endpoint"));
+    };
+    let raw = body::read(session, gk.config.server.max_body_bytes).await?;
+    let fields: Map<String, Value> = body::parse(&raw)?;
+    for key in fields.keys() {
+        let known = key == "name" || trial.verification.as_ref().is_some_and(|v| &v.field == key);
+        if !known {
+            return Err(body::unknown_field(key));
         }
-        let name = match fields.get("name") {
-            None | Some(Value::Null) => "trial".to_string(),
-            Some(Value::String(s)) if s.trim().is_empty() => "trial".to_string(),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(body::not_a_string("name", "field name must be a string")),
-        };
-        if let Some(v) = &trial.verification {
-            let response = match fields.get(&v.field) {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::String(_)) | Some(Value::Null) | None => {
-                    return Err(body::missing_field(
-                        &v.field,
-                        format!(
-                            "field {} (the human-verification token) is required",
-                            v.field
-                        ),
-                    ))
-                }
-                Some(_) => {
-                    return Err(body::not_a_string(
-                        &v.field,
-                        format!("field {} must be a string", v.field),
-                    ))
-                }
-            };
-            verify_human(&self.http, v, &response, ip).await?;
-        }
-        let name = check_name(&name)?;
-        // Only a request that is about to be issued takes from the per-IP cap:
-        // bad bodies and failed verification cost nothing, so nobody sharing
-        // the address (a NAT, a proxy) can use the cap up for the others.
-        let headers = match &trial.issuance {
-            Some(cap) => {
-                self.admit(Charge::free(
-                    cap,
-                    Owner::Client(self.config.client_ip.bucket_key(ip)),
-                    Bucket::TrialIssuance,
-                    "trial",
-                ))
-                .await?
-            }
-            None => Vec::new(),
-        };
-        let ttl = chrono::Duration::from_std(trial.ttl).unwrap_or(chrono::Duration::days(7));
-        let issued = self
-            .issue_key(NewKey {
-                account: None,
-                plan: Some(trial.plan.name.clone()),
-                name,
-                expires_at: Some(Utc::now() + ttl),
-                kind: KeyKind::Trial,
-            })
-            .await?;
-        let mut reply = Reply::json(201, &issued.to_json());
-        reply.headers = headers;
-        Ok(reply)
     }
+    let name = match fields.get("name") {
+        None | Some(Value::Null) => "trial".to_string(),
+        Some(Value::String(s)) if s.trim().is_empty() => "trial".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(body::not_a_string("name", "field name must be a string")),
+    };
+    if let Some(v) = &trial.verification {
+        let response = match fields.get(&v.field) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::String(_)) | Some(Value::Null) | None => {
+                return Err(body::missing_field(
+                    &v.field,
+                    format!(
+                        "field {} (the human-verification token) is required",
+                        v.field
+                    ),
+                ))
+            }
+            Some(_) => {
+                return Err(body::not_a_string(
+                    &v.field,
+                    format!("field {} must be a string", v.field),
+                ))
+            }
+        };
+        verify_human(http, v, &response, ip).await?;
+    }
+    let name = check_name(&name)?;
+    // Only a request that is about to be issued takes from the per-IP cap:
+    // bad bodies and failed verification cost nothing, so nobody sharing
+    // the address (a NAT, a proxy) can use the cap up for the others.
+    let headers = match &trial.issuance {
+        Some(cap) => {
+            gk.admit(Charge::rate_only_fail_closed(
+                cap,
+                Owner::Client(gk.config.client_ip.bucket_key(ip)),
+                Bucket::TrialIssuance,
+                "trial",
+            ))
+            .await?
+        }
+        None => Vec::new(),
+    };
+    let ttl = chrono::Duration::from_std(trial.ttl).unwrap_or(chrono::Duration::days(7));
+    let issued = keys::issue(
+        gk,
+        NewKey {
+            account: None,
+            plan: Some(trial.plan.name.clone()),
+            name,
+            expires_at: Some(Utc::now() + ttl),
+            kind: KeyKind::Trial,
+        },
+    )
+    .await?;
+    let mut reply = Reply::json(201, &issued.to_json());
+    reply.headers = headers;
+    Ok(reply)
 }

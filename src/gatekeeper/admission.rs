@@ -1,10 +1,9 @@
 //! Admission: which bucket and balance a principal draws from, one atomic store
 //! call, and the headers and refusals that follow from its outcome.
 
-use super::context::Principal;
-use super::pipeline::{degraded, store_failure};
-use super::principal::unauthorized_because;
-use super::Gateway;
+use super::failure::{degraded, store_failure};
+use super::principal::{unauthorized_because, Principal};
+use super::Gatekeeper;
 use crate::auth::jwt::TokenClaims;
 use crate::config::duration::window_label;
 use crate::metering::credits::CreditCharge;
@@ -26,7 +25,7 @@ pub const TOKEN_HEADER: &str = "X-Token-Requests-Remaining";
 /// What one admission draws on.
 pub struct Charge<'a> {
     pub plan: &'a Arc<Plan>,
-    /// Hash tag and credit holder (see [`Gateway::metering_target`]).
+    /// Hash tag and credit holder (see [`Gatekeeper::metering_target`]).
     pub owner: Owner,
     pub bucket: Bucket,
     /// Credits.
@@ -39,8 +38,14 @@ pub struct Charge<'a> {
 }
 
 impl<'a> Charge<'a> {
-    /// A charge of no credits, failing closed (management endpoints).
-    pub fn free(plan: &'a Arc<Plan>, owner: Owner, bucket: Bucket, route: &'a str) -> Self {
+    /// The rate limit only: no credits, no token, failing closed while the
+    /// store is unreachable (tollgate's own endpoints).
+    pub fn rate_only_fail_closed(
+        plan: &'a Arc<Plan>,
+        owner: Owner,
+        bucket: Bucket,
+        route: &'a str,
+    ) -> Self {
         Self {
             plan,
             owner,
@@ -53,10 +58,10 @@ impl<'a> Charge<'a> {
     }
 }
 
-impl Gateway {
+impl Gatekeeper {
     /// `(owner, bucket)`: the owner is the Cluster hash tag and the credit
     /// balance's holder; a shared plan pools everyone in one bucket.
-    pub(crate) fn metering_target(&self, principal: &Principal, plan: &Plan) -> (Owner, Bucket) {
+    pub fn metering_target(&self, principal: &Principal, plan: &Plan) -> (Owner, Bucket) {
         match principal {
             Principal::Anonymous { ip } => (
                 Owner::Client(self.config.client_ip.bucket_key(*ip)),
@@ -82,10 +87,7 @@ impl Gateway {
     /// Takes a token (and `cost` credits, and one of a short-lived token's
     /// requests) or refuses with 429 / 402 / 401; returns the headers for the
     /// response either way.
-    pub(crate) async fn admit(
-        &self,
-        charge: Charge<'_>,
-    ) -> Result<Vec<(String, String)>, ApiError> {
+    pub async fn admit(&self, charge: Charge<'_>) -> Result<Vec<(String, String)>, ApiError> {
         let Charge {
             plan,
             owner,

@@ -1,10 +1,10 @@
 //! Who is calling: the credential, resolved to a principal. A credential that is
 //! present but bad is a 401, never a fallback to anonymous.
 
-use super::context::Principal;
-use super::pipeline::{degraded, store_failure};
-use super::Gateway;
+use super::failure::{degraded, store_failure};
+use super::Gatekeeper;
 use crate::auth::credential::{self, Credential, CredentialSource};
+use crate::auth::jwt::TokenClaims;
 use crate::auth::jwt::{looks_like_jwt, JwtError};
 use crate::auth::keys::KeyHash;
 use crate::metering::Plan;
@@ -12,39 +12,60 @@ use crate::reply::{ApiError, ErrorKind};
 use crate::routing::{Access, StoreFailure};
 use crate::store::{Identity, KeyKind, KeyRecord};
 use chrono::{DateTime, Utc};
-use pingora::proxy::Session;
+use http::HeaderMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// No credential, on an `anonymous` route: metered per client IP.
+    Anonymous { ip: IpAddr },
+    /// A long-lived key.
+    Key(Box<Identity>),
+    /// A short-lived token minted from a static key.
+    Token(Box<TokenClaims>),
+}
+
+impl Principal {
+    /// The long-lived key this principal's usage is recorded under.
+    pub fn usage_key(&self) -> Option<uuid::Uuid> {
+        match self {
+            Principal::Anonymous { .. } => None,
+            Principal::Key(identity) => Some(identity.key.id),
+            Principal::Token(claims) => Some(claims.key),
+        }
+    }
+}
+
 /// The reason every bad credential gets, unless a more useful one applies.
-pub(crate) const BAD_CREDENTIAL: &str = "invalid, expired or revoked token";
+pub const BAD_CREDENTIAL: &str = "invalid, expired or revoked token";
 
 /// The 401 every bad credential gets.
-pub(crate) fn unauthorized() -> ApiError {
+pub fn unauthorized() -> ApiError {
     unauthorized_because(BAD_CREDENTIAL)
 }
 
 /// A 401 with a specific reason (shown where the profile's message has `{detail}`).
-pub(crate) fn unauthorized_because(detail: &str) -> ApiError {
+pub fn unauthorized_because(detail: &str) -> ApiError {
     ApiError::detail(ErrorKind::Unauthorized, detail).header("WWW-Authenticate", "Bearer")
 }
 
-impl Gateway {
+impl Gatekeeper {
     /// Resolves the caller for a route of `access` with store-failure `policy`.
-    pub(crate) async fn principal(
+    pub async fn principal(
         &self,
-        session: &Session,
+        headers: &HeaderMap,
         access: Access,
         policy: StoreFailure,
         route: &str,
         client_ip: IpAddr,
     ) -> Result<Principal, ApiError> {
         let cfg = &self.config;
-        let cred =
-            credential::extract(&session.req_header().headers, &cfg.credentials).map_err(|e| {
-                log::debug!("credential refused: {e}");
-                unauthorized()
-            })?;
+        let cred = credential::extract(headers, &cfg.credentials).map_err(|e| {
+            log::debug!("credential refused: {e}");
+            unauthorized()
+        })?;
         let Some(cred) = cred else {
             return match access {
                 Access::Anonymous => Ok(Principal::Anonymous { ip: client_ip }),
@@ -149,7 +170,7 @@ impl Gateway {
     }
 
     /// The plan a principal is metered with.
-    pub(crate) fn plan_of(&self, principal: &Principal) -> Result<Arc<Plan>, ApiError> {
+    pub fn plan_of(&self, principal: &Principal) -> Result<Arc<Plan>, ApiError> {
         match principal {
             Principal::Anonymous { .. } => {
                 self.config.anonymous_plan.clone().ok_or_else(unauthorized)
