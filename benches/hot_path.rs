@@ -72,7 +72,7 @@ fn benches(c: &mut Criterion) {
         iss: "tollgate".into(),
         sub: "acme".into(),
         jti: uuid::Uuid::new_v4(),
-        key: uuid::Uuid::new_v4(),
+        parent: uuid::Uuid::new_v4(),
         plan: "startup".into(),
         lim: 5000,
         iat: now,

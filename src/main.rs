@@ -19,18 +19,10 @@ fn main() {
         std::process::exit(run_admin(admin, method, &path, body));
     }
     match cli.command {
-        Command::Check { config } => match config::load(&config) {
-            Ok(c) => {
-                println!(
-                    "ok: {}: {} routes, {} plans, {} origins",
-                    config.display(),
-                    c.routes.routes().len(),
-                    c.plans.len(),
-                    c.origins.len()
-                );
-            }
-            Err(e) => {
-                eprintln!("{e}");
+        Command::Check { config } => match config::check(&config, &config::process_env) {
+            Ok(summary) => println!("{summary}"),
+            Err(report) => {
+                eprintln!("{report}");
                 std::process::exit(1);
             }
         },

@@ -1,12 +1,16 @@
 #![allow(clippy::expect_used)]
-//! `tollgate check` run as a real process: every bad-config fixture under
-//! `tests/fixtures/bad/` is rejected with its exact `key: message`, problems are
-//! collected rather than reported one at a time, and the shipped configs in
-//! `conf/` pass.
+//! `tollgate check`: every bad-config fixture under `tests/fixtures/bad/` is
+//! rejected with its exact `key: message`, problems are collected rather than
+//! reported one at a time, and the shipped configs in `conf/` pass.
+//!
+//! These run in process through [`tollgate::config::check`], the function the
+//! `check` command prints the result of; one smoke test runs the real binary
+//! and compares its exit status and output with it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tollgate::config;
 
 /// Fixture file name -> text its `check` output must contain on stderr.
 ///
@@ -233,9 +237,22 @@ fn bad_dir() -> PathBuf {
     repo_path("tests/fixtures/bad")
 }
 
-/// Runs `tollgate check --config <config>` with no `TOLLGATE_*` variable from the
-/// caller's environment, plus the given ones.
-fn check(config: &Path, env: &[(&str, &str)]) -> Output {
+/// What `tollgate check --config <config>` reports (stdout line when valid,
+/// stderr report when not), computed in process. As in [`check_process`], no
+/// `TOLLGATE_*` variable of the caller's environment is seen, plus the given
+/// ones; the process environment is only read, never changed.
+fn check(config: &Path, env: &[(&str, &str)]) -> Result<String, String> {
+    let lookup = |name: &str| match env.iter().find(|(n, _)| *n == name) {
+        Some((_, value)) => Some((*value).to_string()),
+        None if name.starts_with("TOLLGATE_") => None,
+        None => std::env::var(name).ok(),
+    };
+    config::check(config, &lookup)
+}
+
+/// Runs the real `tollgate check --config <config>` with no `TOLLGATE_*`
+/// variable (nor `RUST_LOG`) from the caller's environment, plus the given ones.
+fn check_process(config: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
     cmd.arg("check").arg("--config").arg(config);
     for (name, _) in std::env::vars_os() {
@@ -243,6 +260,7 @@ fn check(config: &Path, env: &[(&str, &str)]) -> Output {
             cmd.env_remove(&name);
         }
     }
+    cmd.env_remove("RUST_LOG");
     for (name, value) in env {
         cmd.env(name, value);
     }
@@ -250,32 +268,27 @@ fn check(config: &Path, env: &[(&str, &str)]) -> Output {
 }
 
 /// The `  - key: message` lines of a `check` failure.
-fn issue_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("  - ")).collect()
+fn issue_lines(report: &str) -> Vec<&str> {
+    report.lines().filter(|l| l.starts_with("  - ")).collect()
 }
 
-/// Problems with one fixture's `check` run; empty when it failed as expected.
+/// Problems with one fixture's `check`; empty when it failed as expected.
 fn bad_fixture_problems(file: &str, expected: &[&str]) -> Vec<String> {
     let path = bad_dir().join(file);
-    let out = check(&path, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = match check(&path, &[]) {
+        Ok(summary) => return vec![format!("{file}: passed check: {summary}")],
+        Err(report) => report,
+    };
     let mut problems = Vec::new();
-    if out.status.code() != Some(1) {
-        problems.push(format!("exit status {:?}, want 1", out.status.code()));
-    }
-    if stdout.starts_with("ok:") {
-        problems.push(format!("stdout says ok: {stdout}"));
-    }
     for want in expected {
-        if !stderr.contains(want) {
-            problems.push(format!("stderr lacks {want:?}"));
+        if !report.contains(want) {
+            problems.push(format!("report lacks {want:?}"));
         }
     }
     let invalid = format!("{} is invalid:", path.display());
     let syntax = format!("{} is not valid TOML:", path.display());
-    if stderr.contains(&invalid) {
-        let issues = issue_lines(&stderr);
+    if report.contains(&invalid) {
+        let issues = issue_lines(&report);
         if issues.len() != expected.len() {
             problems.push(format!(
                 "{} issues reported, want {}",
@@ -283,12 +296,12 @@ fn bad_fixture_problems(file: &str, expected: &[&str]) -> Vec<String> {
                 expected.len()
             ));
         }
-    } else if !stderr.contains(&syntax) {
-        problems.push(format!("stderr has neither {invalid:?} nor {syntax:?}"));
+    } else if !report.contains(&syntax) {
+        problems.push(format!("report has neither {invalid:?} nor {syntax:?}"));
     }
     problems
         .into_iter()
-        .map(|p| format!("{file}: {p}\n--- stderr ---\n{stderr}"))
+        .map(|p| format!("{file}: {p}\n--- report ---\n{report}"))
         .collect()
 }
 
@@ -350,28 +363,46 @@ fn shipped_configs_pass_check() {
     assert!(!configs.is_empty(), "no *.toml in conf/");
     assert_eq!(ADMIN_TOKEN.len(), 32);
     for config in configs {
-        let out = check(&config, SHIPPED_ENV);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.starts_with("ok:"),
-            "{} failed check ({:?}):\n{stdout}{stderr}",
-            config.display(),
-            out.status.code()
-        );
+        match check(&config, SHIPPED_ENV) {
+            Ok(summary) => assert!(summary.starts_with("ok:"), "{summary}"),
+            Err(report) => panic!("{} failed check:\n{report}", config.display()),
+        }
     }
 }
 
 #[test]
 fn mobiusquant_without_a_turnstile_secret_fails_check() {
     let config = repo_path("conf/mobiusquant.toml");
-    let out = check(&config, &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let issues = issue_lines(&stderr);
-    assert_eq!(issues.len(), 1, "{stderr}");
+    let report = check(&config, &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)])
+        .expect_err("check refuses mobiusquant.toml without a turnstile secret");
+    let issues = issue_lines(&report);
+    assert_eq!(issues.len(), 1, "{report}");
     assert!(
         issues[0].starts_with("  - trial.verification.secret: must be set:"),
-        "{stderr}"
+        "{report}"
     );
+}
+
+/// The real binary prints exactly what [`config::check`] returns: a bad
+/// fixture's report on stderr with exit status 1, a shipped profile's summary
+/// on stdout with status 0.
+#[test]
+fn check_process_prints_the_in_process_result() {
+    let bad = bad_dir().join(MANY_ERRORS.0);
+    let report = check(&bad, &[]).expect_err("many_errors.toml fails check");
+    let out = check_process(&bad, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr, format!("{report}\n"));
+
+    let good = repo_path("conf/quickstart.toml");
+    let summary = check(&good, SHIPPED_ENV).expect("quickstart.toml passes check");
+    let out = check_process(&good, SHIPPED_ENV);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout, format!("{summary}\n"));
+    assert_eq!(stderr, "");
 }

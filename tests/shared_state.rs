@@ -191,7 +191,11 @@ fn redis_outage_fail_open_keeps_answering_fail_closed_answers_503_and_both_recov
         "",
     ]);
     let origin = start_origin();
-    let gate = start_gate(GateOpts::new(&fixture("shared.toml"), &origin.addr).redis(&redis.url()));
+    let gate = start_gate(
+        GateOpts::new(&fixture("shared.toml"), &origin.addr)
+            .redis(&redis.url())
+            .env("TOLLGATE_REDIS_TIMEOUT", "50ms"),
+    );
     gate.create_account("acme", "fast");
     let (_, token) = gate.create_key("acme", "k");
     assert_eq!(gate.get_with("/api/markets", &token).status, 200);

@@ -1,7 +1,9 @@
 //! Throttling of invalid credentials per client IP, with Pingora's
 //! count-min-sketch rate estimator: memory stays bounded however many
-//! addresses a flood comes from, and a flood of random well-formed keys (which
-//! no negative cache can absorb) stops reaching the store.
+//! addresses a flood comes from. It only ever answers for a credential that
+//! failed: past the limit, the client's invalid credentials get 429 instead of
+//! 401, and a valid one from the same address still passes (behind a CDN
+//! without trusted proxies, one address is everyone).
 
 use pingora_limits::rate::Rate;
 use std::time::Duration;

@@ -19,8 +19,9 @@ pub struct TokenClaims {
     pub sub: String,
     /// The token's id.
     pub jti: Uuid,
-    /// The static key it was minted from.
-    pub key: Uuid,
+    /// The static key it was minted from (the `key` claim).
+    #[serde(rename = "key")]
+    pub parent: Uuid,
     pub plan: String,
     /// Its request limit.
     pub lim: u64,
@@ -177,7 +178,7 @@ mod tests {
             iss: "tollgate".into(),
             sub: "acme".into(),
             jti: Uuid::new_v4(),
-            key: Uuid::new_v4(),
+            parent: Uuid::new_v4(),
             plan: "startup".into(),
             lim: 10,
             iat: now,

@@ -60,13 +60,37 @@ impl ConfigError {
 
 /// Reads, interpolates from the process environment, and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &process_env)
+}
+
+/// The process environment as an interpolation lookup: what [`load`] uses.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads, interpolates with `env`, and validates a config file.
+pub fn load_with(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), &|name| {
-        std::env::var(name).ok()
-    })
+    parse(&text, &path.display().to_string(), env)
+}
+
+/// What `tollgate check` reports for a config file read with `env`: the line
+/// it prints on stdout when the file is valid, or the report it prints on
+/// stderr (before exiting with status 1) when it is not.
+pub fn check(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    match load_with(path, env) {
+        Ok(c) => Ok(format!(
+            "ok: {}: {} routes, {} plans, {} origins",
+            path.display(),
+            c.routes.routes().len(),
+            c.plans.len(),
+            c.origins.len()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Parses and validates config text with a given environment.

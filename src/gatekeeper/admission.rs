@@ -69,7 +69,7 @@ impl Gatekeeper {
             ),
             Principal::Token(claims) => (
                 Owner::Account(claims.sub.clone()),
-                Bucket::AccountKey(claims.key),
+                Bucket::AccountKey(claims.parent),
             ),
             Principal::Key(identity) => {
                 let key = &identity.key;

@@ -33,7 +33,7 @@ impl Principal {
         match self {
             Principal::Anonymous { .. } => None,
             Principal::Key(identity) => Some(identity.key.id),
-            Principal::Token(claims) => Some(claims.key),
+            Principal::Token(claims) => Some(claims.parent),
         }
     }
 }

@@ -55,7 +55,7 @@ fn scrub(config: &Config, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<(
         .filter(|name| match protected::classify(name, client_ip) {
             None => false,
             Some(Protected::Forwarding | Protected::ClientIp) => !kept_from_proxy(name),
-            Some(Protected::Own | Protected::Credential) => true,
+            Some(Protected::Own | Protected::Credential | Protected::Override) => true,
         })
         .map(str::to_string)
         .collect();
@@ -121,7 +121,7 @@ pub fn prepare(
         }
         Some(Principal::Token(claims)) => {
             req.insert_header("x-tollgate-account", claims.sub.as_str())?;
-            req.insert_header("x-tollgate-key-id", claims.key.to_string())?;
+            req.insert_header("x-tollgate-key-id", claims.parent.to_string())?;
             req.insert_header("x-tollgate-token-id", claims.jti.to_string())?;
             req.insert_header("x-tollgate-plan", claims.plan.as_str())?;
         }

@@ -171,7 +171,7 @@ impl Proxy {
                 format!("this endpoint is not available on the {} plan", plan.name),
             ));
         }
-        screening::body(headers, &plan)?;
+        screening::plan_parameters(headers, &path.canonical, &plan)?;
         path.query = super::policy::check_query(path.query.as_deref(), &plan, &gk.config.query)
             .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
         ctx.path = Some(path);

@@ -11,11 +11,24 @@ const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "x-api-k
 
 /// Headers that claim who the client is. From an untrusted peer they are
 /// replaced by what tollgate vouches for; a trusted proxy's are appended to.
-pub const FORWARDING: [&str; 4] = [
+pub const FORWARDING: [&str; 6] = [
     "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
     "x-real-ip",
     "forwarded",
     "true-client-ip",
+];
+
+/// Headers some servers and frameworks route on instead of the request line
+/// (IIS URL Rewrite, older Symfony and Zend; method overrides): they would let
+/// a client reach another path or method than the one tollgate routed.
+const OVERRIDES: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// What a protected header is.
@@ -29,6 +42,8 @@ pub enum Protected {
     Forwarding,
     /// The configured client-IP header (e.g. `cf-connecting-ip`).
     ClientIp,
+    /// A header that overrides the routed path or method.
+    Override,
 }
 
 /// Whether `name` equals `target` (lower case, `-`) with any case and `_` for `-`.
@@ -56,6 +71,8 @@ pub fn classify(name: &str, client_ip: Option<&str>) -> Option<Protected> {
         Some(Protected::Forwarding)
     } else if client_ip.is_some_and(|h| loose_eq(name, h)) {
         Some(Protected::ClientIp)
+    } else if OVERRIDES.iter().any(|o| loose_eq(name, o)) {
+        Some(Protected::Override)
     } else {
         None
     }
@@ -88,6 +105,13 @@ mod tests {
         }
         assert_eq!(classify("CF_Connecting_IP", cf), Some(Protected::ClientIp));
         assert_eq!(classify("cf-connecting-ip", None), None);
+        for name in ["X-Original-URL", "x_rewrite_url", "X-HTTP-Method-Override"] {
+            assert_eq!(classify(name, cf), Some(Protected::Override), "{name}");
+        }
+        assert_eq!(
+            classify("X-Forwarded-Host", cf),
+            Some(Protected::Forwarding)
+        );
         for name in [
             "x-tollgate",
             "x-api-keys",

@@ -6,8 +6,8 @@
 //! - a `Connection` header may not name a header tollgate owns or vouches
 //!   for (a hop-by-hop list that an intermediary would use to drop them);
 //! - protocol upgrades pass only on routes that opt in (`upgrade = true`);
-//! - on a plan with query policies, a request body could carry the same
-//!   parameters past them, so such plans take no body.
+//! - on a plan with query policies, a request body or matrix parameters
+//!   could carry the same parameters past them, so such plans take neither.
 
 use super::protected;
 use crate::metering::Plan;
@@ -32,6 +32,10 @@ pub fn method(method: &http::Method) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The most options a `Connection` header may name (Pingora refuses more,
+/// after the request would have been metered).
+const MAX_NOMINATIONS: usize = 9;
+
 /// RFC 9110 `tchar`: the characters of a header name.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -39,11 +43,18 @@ fn is_tchar(b: u8) -> bool {
 
 /// Refuses a `Connection` header that names a protected header.
 pub fn connection(headers: &HeaderMap, client_ip: Option<&str>) -> Result<(), ApiError> {
+    let mut nominations = 0;
     for value in headers.get_all(http::header::CONNECTION) {
         let Ok(value) = value.to_str() else {
             return Err(bad_request("the Connection header is not ASCII"));
         };
         for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            nominations += 1;
+            if nominations > MAX_NOMINATIONS {
+                return Err(bad_request(format!(
+                    "the Connection header may name at most {MAX_NOMINATIONS} options"
+                )));
+            }
             // A header name is a token; anything else (a quoted name) is not a
             // name tollgate or the origin could agree on.
             if !token.bytes().all(is_tchar) {
@@ -99,12 +110,27 @@ fn has_body(headers: &HeaderMap) -> bool {
             .any(|v| v.as_bytes().iter().any(|&b| b != b'0'))
 }
 
-/// Refuses a body on a plan whose query policies (result cap, no pagination)
-/// a body could sidestep.
-pub fn body(headers: &HeaderMap, plan: &Plan) -> Result<(), ApiError> {
-    if (plan.max_results.is_some() || !plan.pagination) && has_body(headers) {
+/// On a plan with query policies (a result cap, no pagination), refuses what
+/// could carry the same parameters past them: a request body, and matrix
+/// parameters in the path (`/entries;limit=50`, read by Spring's
+/// `@MatrixVariable` and JAX-RS `@MatrixParam`).
+pub fn plan_parameters(
+    headers: &HeaderMap,
+    canonical_path: &str,
+    plan: &Plan,
+) -> Result<(), ApiError> {
+    if plan.max_results.is_none() && plan.pagination {
+        return Ok(());
+    }
+    if has_body(headers) {
         return Err(bad_request(format!(
             "request bodies are not accepted on the {} plan: pass parameters in the query",
+            plan.name
+        )));
+    }
+    if canonical_path.contains(';') {
+        return Err(bad_request(format!(
+            "';' is not allowed in the path on the {} plan: pass parameters in the query",
             plan.name
         )));
     }
@@ -146,6 +172,10 @@ mod tests {
             "CF-Connecting-IP",
             "host",
             "\"x-tollgate-account\"",
+            "X-Forwarded-Host",
+            "x-forwarded-proto",
+            ":authority",
+            "a, b, c, d, e, f, g, h, i, j",
             "close, \"keep-alive\"",
         ] {
             assert!(

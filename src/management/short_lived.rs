@@ -316,7 +316,7 @@ async fn mint(
             iss: s.issuer.clone(),
             sub: m.account.clone(),
             jti: record.id,
-            key: m.parent(),
+            parent: m.parent(),
             plan: m.plan.name.clone(),
             lim: c.request_limit,
             iat,
@@ -421,7 +421,7 @@ async fn inspect(
     let claims = signer
         .verify(&jwt, u64::try_from(now.timestamp()).unwrap_or(0))
         .map_err(|_| not_found())?;
-    if claims.key != m.parent() {
+    if claims.parent != m.parent() {
         return Err(not_found());
     }
     let (t, left) = gk

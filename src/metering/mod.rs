@@ -11,7 +11,7 @@ pub use plan::Plan;
 
 use std::time::Duration;
 
-/// Why admission refused a request.
+/// What admission decided: allowed, or why it refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Everything was taken.

@@ -37,6 +37,8 @@ pub enum PathError {
     AboveRoot,
     #[error("the path has a segment that some servers read as a dot segment")]
     AmbiguousDots,
+    #[error("the path is percent-encoded twice (%25 followed by hex digits)")]
+    DoubleEncoded,
 }
 
 /// A normalised request path.
@@ -83,15 +85,51 @@ impl NormalPath {
     }
 }
 
+/// A character as case-insensitive servers compare it: ASCII letters in lower
+/// case, and a non-ASCII character whose case mapping is one ASCII letter
+/// (`ſ` → `s`, the Kelvin sign → `k`) as that letter, since Java's
+/// `equalsIgnoreCase` and Go's `EqualFold` fold them so.
+fn fold(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return c.is_ascii_uppercase().then(|| c.to_ascii_lowercase());
+    }
+    single_ascii(c.to_uppercase()).or_else(|| single_ascii(c.to_lowercase()))
+}
+
+/// The one ASCII letter a case mapping yields, in lower case, if it is one.
+fn single_ascii(mut mapped: impl Iterator<Item = char>) -> Option<char> {
+    match (mapped.next(), mapped.next()) {
+        (Some(a), None) if a.is_ascii_alphabetic() => Some(a.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Whether a segment is an ASP.NET cookieless-session segment (`(S(…))`,
+/// `(A(…))`, `(F(…))`), which System.Web strips before routing.
+fn cookieless(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    b.len() >= 5
+        && b[0] == b'('
+        && b[1].is_ascii_alphabetic()
+        && b[2] == b'('
+        && seg.ends_with("))")
+}
+
 /// A segment as lenient servers read it: cut at the first `;` (path
-/// parameters), trailing dots and spaces trimmed, ASCII letters lower-cased.
+/// parameters), trailing dots and spaces trimmed, letters case-folded
+/// ([`fold`]). A segment that reads as nothing (`;x`, ` `, a cookieless
+/// segment) is dropped from the loose reading, as Tomcat collapses the `//`
+/// it leaves.
 pub fn loose_segment(seg: &str) -> std::borrow::Cow<'_, str> {
+    if cookieless(seg) {
+        return std::borrow::Cow::Owned(String::new());
+    }
     let core = seg.split(';').next().unwrap_or("");
     let core = core.trim_end_matches(['.', ' ']);
-    if core.len() == seg.len() && !seg.bytes().any(|b| b.is_ascii_uppercase()) {
+    if core.len() == seg.len() && !seg.chars().any(|c| fold(c).is_some()) {
         std::borrow::Cow::Borrowed(seg)
     } else {
-        std::borrow::Cow::Owned(core.to_ascii_lowercase())
+        std::borrow::Cow::Owned(core.chars().map(|c| fold(c).unwrap_or(c)).collect())
     }
 }
 
@@ -99,8 +137,11 @@ pub fn loose_segment(seg: &str) -> std::borrow::Cow<'_, str> {
 pub fn loose_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for seg in path.split('/').filter(|s| !s.is_empty()) {
-        out.push('/');
-        out.push_str(&loose_segment(seg));
+        let seg = loose_segment(seg);
+        if !seg.is_empty() {
+            out.push('/');
+            out.push_str(&seg);
+        }
     }
     if out.is_empty() || path.ends_with('/') {
         out.push('/');
@@ -192,6 +233,13 @@ fn decode_segment(raw: &[u8]) -> Result<(String, String), PathError> {
         }
         i += 1;
     }
+    // `%252e` decodes to `%2e`: a front that decodes once more would read `.`.
+    if decoded
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some())
+    {
+        return Err(PathError::DoubleEncoded);
+    }
     let decoded = String::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
     Ok((decoded, canonical))
 }
@@ -266,6 +314,7 @@ pub fn normalize(target: &[u8]) -> Result<NormalPath, PathError> {
             segments
                 .iter()
                 .map(|s| loose_segment(s).into_owned())
+                .filter(|s| !s.is_empty())
                 .collect()
         });
     Ok(NormalPath {
@@ -338,6 +387,19 @@ mod tests {
             assert_eq!(loose(p), sec, "{p}");
         }
         assert_eq!(loose_path("/API/Keys/"), "/api/keys/");
+        for p in [
+            "/;x/api/v1/sec/filings",
+            "/api/v1/;x/sec/filings",
+            "/api/v1/%20/sec/filings",
+            "/api/v1/(S(abc))/sec/filings",
+            "/api/v1/%C5%BFec/filings",
+        ] {
+            assert_eq!(loose(p), sec, "{p}");
+        }
+        assert_eq!(
+            loose("/api/v1/%E2%84%AAeys"),
+            Some(vec!["api".into(), "v1".into(), "keys".into()])
+        );
         assert_eq!(
             normalize(b"/A/b").expect("valid").loose_path().as_deref(),
             Some("/a/b")
@@ -365,6 +427,11 @@ mod tests {
             Err(PathError::AmbiguousDots)
         );
         assert_eq!(canon("/docs/.../api"), Err(PathError::AmbiguousDots));
+        assert_eq!(
+            canon("/api/x/%252e%252e/sec"),
+            Err(PathError::DoubleEncoded)
+        );
+        assert_eq!(canon("/api/100%25"), Ok("/api/100%25".into()));
         assert_eq!(canon("/api/search/%20"), Ok("/api/search/%20".into()));
         assert_eq!(canon("/.."), Err(PathError::AboveRoot));
         assert_eq!(canon("api"), Err(PathError::NotAbsolute));

@@ -312,6 +312,10 @@ pub fn start_gate(opts: GateOpts) -> Gate {
         .env("TOLLGATE_ORIGIN", &opts.origin)
         .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
         .env("TOLLGATE_REDIS_URL", &redis_url)
+        // A generous Redis deadline: on a loaded test machine a call can take
+        // longer than a production deadline (50ms) allows, and a 503 is not
+        // what these tests measure. Outage tests set a short one.
+        .env("TOLLGATE_REDIS_TIMEOUT", "2s")
         .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
         .env("TOLLGATE_TURNSTILE_SECRET", TURNSTILE_SECRET)
         .stdout(Stdio::null())

@@ -1,0 +1,71 @@
+//! `[server]`, `[admin]` and `[metrics]`: the listeners and their limits.
+
+use super::{ca_pem, socket_addr, split_list, Issues};
+use crate::config::duration::parse_duration;
+use crate::config::model::{AdminSettings, ServerSettings};
+use crate::config::schema::{AdminSection, MetricsSection, ServerSection};
+use std::time::Duration;
+
+/// `[server]`: listen addresses, threads, size limits, shutdown grace, upstream CAs.
+pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettings {
+    let listen = split_list(&s.listen);
+    if listen.is_empty() {
+        is.add("server.listen", "needs at least one address");
+    }
+    for l in &listen {
+        socket_addr(is, "server.listen", l);
+    }
+    if !(1..=256).contains(&s.threads) {
+        is.add("server.threads", "must be between 1 and 256");
+    }
+    if s.max_header_bytes < 1024 {
+        is.add("server.max_header_bytes", "must be at least 1024");
+    }
+    if s.max_body_bytes < 1024 {
+        is.add("server.max_body_bytes", "must be at least 1024");
+    }
+    ServerSettings {
+        listen,
+        threads: s.threads,
+        max_header_bytes: s.max_header_bytes,
+        max_body_bytes: s.max_body_bytes,
+        shutdown_grace: parse_duration(&s.shutdown_grace).unwrap_or_else(|e| {
+            is.add("server.shutdown_grace", e);
+            Duration::from_secs(5)
+        }),
+        upstream_ca_file: match s.upstream_ca_file.trim() {
+            "" => None,
+            path => {
+                ca_pem(is, "server.upstream_ca_file", path);
+                Some(path.to_string())
+            }
+        },
+    }
+}
+
+/// `[admin]`: `None` when no listener is configured.
+pub(super) fn compile_admin(is: &mut Issues, a: &AdminSection) -> Option<AdminSettings> {
+    if a.listen.trim().is_empty() {
+        return None;
+    }
+    socket_addr(is, "admin.listen", a.listen.trim());
+    let token = a.token.trim().to_string();
+    if !token.is_empty() && token.len() < 16 {
+        is.add("admin.token", "must be at least 16 characters");
+    }
+    Some(AdminSettings {
+        listen: a.listen.trim().to_string(),
+        token: (!token.is_empty()).then_some(token),
+    })
+}
+
+/// `[metrics]`: the listen address, `None` when empty.
+pub(super) fn compile_metrics(is: &mut Issues, m: &MetricsSection) -> Option<String> {
+    match m.listen.trim() {
+        "" => None,
+        l => {
+            socket_addr(is, "metrics.listen", l);
+            Some(l.to_string())
+        }
+    }
+}
