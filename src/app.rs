@@ -15,6 +15,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::services::ServiceHandle;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -27,30 +28,72 @@ pub enum AppError {
     HttpClient(String),
 }
 
-/// Builds the shared gateway state and the server with every service.
-pub fn build(config: Config) -> Result<Server, AppError> {
-    let config = Arc::new(config);
-    let conf = ServerConf {
+/// The Pingora server settings from the config.
+fn server_conf(config: &Config) -> ServerConf {
+    ServerConf {
         threads: config.server.threads,
         work_stealing: false,
         ca_file: config.server.upstream_ca_file.clone(),
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.as_secs().max(1)),
         ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
+    }
+}
 
-    let mut dependencies = Vec::new();
-    let store: Arc<dyn Store> = match &config.store.redis {
-        None => Arc::new(MemoryStore::new()),
+/// The store, with the Redis connector service the proxy must wait for.
+fn store(config: &Config, server: &mut Server) -> (Arc<dyn Store>, Option<ServiceHandle>) {
+    match &config.store.redis {
+        None => (Arc::new(MemoryStore::new()), None),
         Some(settings) => {
             let redis = Arc::new(RedisStore::new(settings.clone()));
             let connector = background_service("redis", RedisService(redis.clone()));
-            dependencies.push(server.add_service(connector));
-            redis
+            (redis, Some(server.add_service(connector)))
         }
-    };
+    }
+}
+
+/// Warnings about settings that are allowed but worth saying out loud.
+fn warn_about(config: &Config) {
+    if config.admin.as_ref().is_some_and(|a| a.token.is_none()) {
+        log::warn!("admin.token is empty: every admin API call will be refused");
+    }
+    if config
+        .trial
+        .as_ref()
+        .is_some_and(|t| t.verification.is_none())
+    {
+        log::warn!(
+            "trial tokens are issued without human verification (trial.verification = \"off\")"
+        );
+    }
+}
+
+/// The admin API and the Prometheus listener, where configured.
+fn add_operator_services(config: &Config, server: &mut Server, gatekeeper: Arc<Gatekeeper>) {
+    if let Some(admin) = &config.admin {
+        let mut svc = Service::new(
+            "tollgate admin".to_string(),
+            HttpServer::new_app(AdminApi(gatekeeper)),
+        );
+        svc.add_tcp(&admin.listen);
+        server.add_service(svc);
+    }
+    if let Some(listen) = &config.metrics_listen {
+        let mut svc = pingora_prometheus::prometheus_http_service();
+        svc.add_tcp(listen);
+        server.add_service(svc);
+    }
+}
+
+/// Builds the server with every service: the proxy (after the store
+/// connector, the health checks and the usage flusher), the admin API and
+/// the metrics listener.
+pub fn build(config: Config) -> Result<Server, AppError> {
+    let config = Arc::new(config);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
+    server.bootstrap();
+    let (store, connector) = store(&config, &mut server);
+    let mut dependencies: Vec<ServiceHandle> = connector.into_iter().collect();
     let (origins, health_services) = Origins::build(
         config.origins.values(),
         config.server.upstream_ca_file.as_deref(),
@@ -59,18 +102,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| AppError::HttpClient(e.to_string()))?;
-    if let Some(admin) = &config.admin {
-        if admin.token.is_none() {
-            log::warn!("admin.token is empty: every admin API call will be refused");
-        }
-    }
-    if let Some(trial) = &config.trial {
-        if trial.verification.is_none() {
-            log::warn!(
-                "trial tokens are issued without human verification (trial.verification = \"off\")"
-            );
-        }
-    }
+    warn_about(&config);
     let gatekeeper = Arc::new(Gatekeeper::new(config.clone(), store.clone()));
     // Register the metrics before the first request.
     let _ = crate::metrics::metrics();
@@ -91,29 +123,13 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     for hc in health_services {
         dependencies.push(server.add_service(hc));
     }
-    let flusher = background_service(
-        "usage flusher",
-        UsageFlusher {
-            recorder: usage,
-            store,
-            interval: config.store.usage_flush,
-        },
-    );
-    dependencies.push(server.add_service(flusher));
-
-    if let Some(admin) = &config.admin {
-        let mut svc = Service::new(
-            "tollgate admin".to_string(),
-            HttpServer::new_app(AdminApi(gatekeeper.clone())),
-        );
-        svc.add_tcp(&admin.listen);
-        server.add_service(svc);
-    }
-    if let Some(listen) = &config.metrics_listen {
-        let mut svc = pingora_prometheus::prometheus_http_service();
-        svc.add_tcp(listen);
-        server.add_service(svc);
-    }
+    let flusher = UsageFlusher {
+        recorder: usage,
+        store,
+        interval: config.store.usage_flush,
+    };
+    dependencies.push(server.add_service(background_service("usage flusher", flusher)));
+    add_operator_services(&config, &mut server, gatekeeper);
     let proxy_handle = server.add_service(proxy);
     proxy_handle.add_dependencies(dependencies.iter());
     Ok(server)

@@ -105,21 +105,7 @@ impl SampleOrigin {
                 json!({"name": "sample market-data API", "docs": "/docs"}),
             ),
             ("GET", ["health"]) | ("GET", ["api", "health"]) => (200, json!({"status": "ok"})),
-            (_, ["api", "echo"]) => {
-                let h: serde_json::Map<String, Value> = headers
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_string(),
-                            json!(String::from_utf8_lossy(v.as_bytes())),
-                        )
-                    })
-                    .collect();
-                (
-                    200,
-                    json!({"method": method.as_str(), "path": path, "query": query, "headers": h, "body": String::from_utf8_lossy(body)}),
-                )
-            }
+            (_, ["api", "echo"]) => echo(method, path, query, headers, body),
             ("GET", ["api", "markets"]) => {
                 (200, json!({"venues": VENUES, "markets": ["spot", "perp"]}))
             }
@@ -130,86 +116,9 @@ impl SampleOrigin {
                     (404, json!({"detail": format!("venue {venue} not found")}))
                 }
             }
-            ("GET", ["api", "klines"]) => {
-                let limit = match limit_of(&params, 100, 1000) {
-                    Ok(l) => l,
-                    Err(e) => return e,
-                };
-                let symbol = param(&params, "symbol").unwrap_or("BTCUSDT");
-                if !SYMBOLS.contains(&symbol) {
-                    return (
-                        404,
-                        json!({"detail": format!("symbol {symbol} not on venue")}),
-                    );
-                }
-                let interval = param(&params, "interval").unwrap_or("5m");
-                let rows: Vec<Value> = (0..limit)
-                    .map(|i| {
-                        let p = price(symbol, i);
-                        json!([
-                            1_700_000_000_000u64 + i * 300_000,
-                            p,
-                            p * 1.002,
-                            p * 0.998,
-                            price(symbol, i + 1),
-                            10.0 + i as f64
-                        ])
-                    })
-                    .collect();
-                (
-                    200,
-                    json!({"symbol": symbol, "interval": interval, "klines": rows}),
-                )
-            }
-            ("POST", ["api", "indicators"]) => {
-                let req: Value = match serde_json::from_slice(body) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return (
-                            422,
-                            json!({"detail": [{"loc": ["body"], "msg": e.to_string()}]}),
-                        )
-                    }
-                };
-                let Some(symbol) = req.get("symbol").and_then(Value::as_str) else {
-                    return (
-                        422,
-                        json!({"detail": [{"loc": ["body", "symbol"], "msg": "field required"}]}),
-                    );
-                };
-                let limit = req
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(100)
-                    .clamp(1, 1000);
-                let period = req
-                    .get("calc")
-                    .and_then(|c| c.get(0))
-                    .and_then(|c| c.get("params"))
-                    .and_then(|p| p.get("period"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(20) as usize;
-                (
-                    200,
-                    json!({"symbol": symbol, "ema": ema(&closes(symbol, limit), period.max(1))}),
-                )
-            }
-            ("GET", ["api", "v1", "entries"]) => {
-                let limit = match limit_of(&params, 10, 100) {
-                    Ok(l) => l,
-                    Err(e) => return e,
-                };
-                let start: u64 = param(&params, "cursor")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let items: Vec<Value> = (start..start + limit)
-                    .map(|i| json!({"id": i, "symbol": SYMBOLS[(i % 4) as usize], "price": price(SYMBOLS[(i % 4) as usize], i)}))
-                    .collect();
-                (
-                    200,
-                    json!({"data": items, "nextCursor": (start + limit).to_string()}),
-                )
-            }
+            ("GET", ["api", "klines"]) => klines(&params),
+            ("POST", ["api", "indicators"]) => indicators(body),
+            ("GET", ["api", "v1", "entries"]) => entries(&params),
             ("GET", ["api", "v1", "sec", "filings"]) => {
                 let limit = match limit_of(&params, 10, 100) {
                     Ok(l) => l,
@@ -237,6 +146,115 @@ impl SampleOrigin {
             _ => (404, json!({"detail": "Not Found"})),
         }
     }
+}
+
+/// `/api/echo`: the request as the origin saw it.
+fn echo(
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> (u16, Value) {
+    let h: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                json!(String::from_utf8_lossy(v.as_bytes())),
+            )
+        })
+        .collect();
+    (
+        200,
+        json!({"method": method.as_str(), "path": path, "query": query, "headers": h, "body": String::from_utf8_lossy(body)}),
+    )
+}
+
+/// `GET /api/klines`: synthetic candles.
+fn klines(params: &[(String, String)]) -> (u16, Value) {
+    let limit = match limit_of(params, 100, 1000) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let symbol = param(params, "symbol").unwrap_or("BTCUSDT");
+    if !SYMBOLS.contains(&symbol) {
+        return (
+            404,
+            json!({"detail": format!("symbol {symbol} not on venue")}),
+        );
+    }
+    let interval = param(params, "interval").unwrap_or("5m");
+    let rows: Vec<Value> = (0..limit)
+        .map(|i| {
+            let p = price(symbol, i);
+            json!([
+                1_700_000_000_000u64 + i * 300_000,
+                p,
+                p * 1.002,
+                p * 0.998,
+                price(symbol, i + 1),
+                10.0 + i as f64
+            ])
+        })
+        .collect();
+    (
+        200,
+        json!({"symbol": symbol, "interval": interval, "klines": rows}),
+    )
+}
+
+/// `POST /api/indicators`: an EMA of synthetic closes.
+fn indicators(body: &[u8]) -> (u16, Value) {
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                422,
+                json!({"detail": [{"loc": ["body"], "msg": e.to_string()}]}),
+            )
+        }
+    };
+    let Some(symbol) = req.get("symbol").and_then(Value::as_str) else {
+        return (
+            422,
+            json!({"detail": [{"loc": ["body", "symbol"], "msg": "field required"}]}),
+        );
+    };
+    let limit = req
+        .get("limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let period = req
+        .get("calc")
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.get("params"))
+        .and_then(|p| p.get("period"))
+        .and_then(Value::as_u64)
+        .unwrap_or(20) as usize;
+    (
+        200,
+        json!({"symbol": symbol, "ema": ema(&closes(symbol, limit), period.max(1))}),
+    )
+}
+
+/// `GET /api/v1/entries`: a paginated list.
+fn entries(params: &[(String, String)]) -> (u16, Value) {
+    let limit = match limit_of(params, 10, 100) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let start: u64 = param(params, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let items: Vec<Value> = (start..start + limit)
+        .map(|i| json!({"id": i, "symbol": SYMBOLS[(i % 4) as usize], "price": price(SYMBOLS[(i % 4) as usize], i)}))
+        .collect();
+    (
+        200,
+        json!({"data": items, "nextCursor": (start + limit).to_string()}),
+    )
 }
 
 /// The raw request target as a header value: visible ASCII as is, any other

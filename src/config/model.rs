@@ -54,8 +54,22 @@ pub struct ShortLivedSettings {
     pub max_request_limit: u64,
     /// The per-key creation limit, as a plan.
     pub creation: Arc<Plan>,
-    /// Response fields: create, list, inspect, delete.
-    pub fields: [String; 4],
+    /// The field each endpoint's response is wrapped in.
+    pub fields: ResponseFields,
+}
+
+/// The field each short-lived token endpoint's response is wrapped in
+/// (`{"<field>": ...}`).
+#[derive(Debug, Clone)]
+pub struct ResponseFields {
+    /// `POST` (the minted tokens).
+    pub create: String,
+    /// `GET` (the key's tokens).
+    pub list: String,
+    /// Inspect (one token).
+    pub inspect: String,
+    /// `DELETE` (the revoked token's id).
+    pub delete: String,
 }
 
 /// A key declared in config whose plaintext is public (a demo key).

@@ -9,7 +9,7 @@ use crate::config::duration::window_label;
 use crate::metering::credits::CreditCharge;
 use crate::metering::headers::{ceil_secs, rate_limit_headers};
 use crate::metering::plan::CreditPool;
-use crate::metering::{Admission, Bucket, Owner, Plan, Verdict};
+use crate::metering::{Admission, AdmitOutcome, Bucket, Owner, Plan, Verdict};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind};
 use crate::routing::StoreFailure;
@@ -88,21 +88,13 @@ impl Gatekeeper {
     /// requests) or refuses with 429 / 402 / 401; returns the headers for the
     /// response either way.
     pub async fn admit(&self, charge: Charge<'_>) -> Result<Vec<(String, String)>, ApiError> {
-        let Charge {
-            plan,
-            owner,
-            bucket,
-            cost,
-            token,
-            policy,
-            route,
-        } = charge;
+        let plan = charge.plan;
         let credits = plan
             .credits
             .as_ref()
-            .filter(|_| cost > 0)
+            .filter(|_| charge.cost > 0)
             .map(|c| CreditCharge {
-                cost,
+                cost: charge.cost,
                 budget: c.budget,
                 refill_ms: c
                     .refill
@@ -113,17 +105,28 @@ impl Gatekeeper {
             .as_ref()
             .is_none_or(|c| c.pool == CreditPool::Account || plan.shared));
         let admission = Admission {
-            owner,
-            bucket,
+            owner: charge.owner.clone(),
+            bucket: charge.bucket,
             interval_us: plan.interval_us(),
             burst: plan.burst,
             credits,
-            token: token.map(|t| t.jti),
+            token: charge.token.map(|t| t.jti),
         };
-        let outcome = match self.store.admit(&admission).await {
-            Ok(o) => o,
-            // A short-lived token's revocation and limit live only in the store.
-            Err(e) if policy == StoreFailure::FailOpen && token.is_none() => {
+        let outcome = self.decide(&charge, admission).await?;
+        outcome_reply(&charge, &outcome)
+    }
+
+    /// The store's decision, or, on a `fail_open` route while the store is
+    /// unreachable, the per-instance limiter's (never for a short-lived token,
+    /// whose revocation and limit live only in the store).
+    async fn decide(
+        &self,
+        charge: &Charge<'_>,
+        admission: Admission,
+    ) -> Result<AdmitOutcome, ApiError> {
+        match self.store.admit(&admission).await {
+            Ok(o) => Ok(o),
+            Err(e) if charge.policy == StoreFailure::FailOpen && charge.token.is_none() => {
                 log::debug!("store unreachable ({e}); local limiter decides");
                 let o = self
                     .fallback
@@ -134,63 +137,66 @@ impl Gatekeeper {
                     })
                     .await
                     .map_err(|e| store_failure("admit", e))?;
-                degraded(
-                    route,
-                    if o.verdict == Verdict::Allowed {
-                        "local_allowed"
-                    } else {
-                        "local_limited"
-                    },
-                );
-                o
+                let outcome = if o.verdict == Verdict::Allowed {
+                    "local_allowed"
+                } else {
+                    "local_limited"
+                };
+                degraded(charge.route, outcome);
+                Ok(o)
             }
             Err(e) => {
-                degraded(route, "fail_closed");
-                return Err(store_failure("admit", e));
-            }
-        };
-        let mut headers = rate_limit_headers(plan, &outcome);
-        if let Some(balance) = outcome.credits {
-            headers.push((CREDITS_HEADER.to_string(), balance.max(0).to_string()));
-        }
-        if let Some(left) = outcome.token_remaining {
-            headers.push((TOKEN_HEADER.to_string(), left.max(0).to_string()));
-        }
-        match outcome.verdict {
-            Verdict::Allowed => Ok(headers),
-            Verdict::RateLimited => {
-                let mut err = ApiError::new(ErrorKind::RateLimited)
-                    .var("limit", plan.rate.to_string())
-                    .var("window", window_label(plan.window));
-                err.headers = headers;
-                Err(err)
-            }
-            Verdict::TokenRevoked => Err(unauthorized_because("short-lived token revoked")),
-            Verdict::RequestLimitExhausted => {
-                metrics()
-                    .short_lived_tokens
-                    .with_label_values(&["exhausted"])
-                    .inc();
-                let mut err = ApiError::new(ErrorKind::RequestLimit)
-                    .var("limit", token.map(|t| t.lim).unwrap_or(0).to_string());
-                err.headers = headers;
-                Err(err)
-            }
-            Verdict::InsufficientCredits => {
-                let balance = outcome.credits.unwrap_or(0).max(0);
-                let mut details = json!({"balance": balance, "cost": cost});
-                if let Some(refill) = outcome.credits_refill_in {
-                    let secs = ceil_secs(refill).max(1);
-                    details["refillsInSeconds"] = json!(secs);
-                    headers.push(("Retry-After".to_string(), secs.to_string()));
-                }
-                let mut err = ApiError::new(ErrorKind::InsufficientCredits)
-                    .var("balance", balance.to_string())
-                    .var("cost", cost.to_string())
-                    .details(details);
-                err.headers = headers;
-                Err(err)
+                degraded(charge.route, "fail_closed");
+                Err(store_failure("admit", e))
             }
         }
     }
+}
+
+/// The response headers of an admission, and its refusal if it refused.
+fn outcome_reply(
+    charge: &Charge<'_>,
+    outcome: &AdmitOutcome,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let plan = charge.plan;
+    let mut headers = rate_limit_headers(plan, outcome);
+    if let Some(balance) = outcome.credits {
+        headers.push((CREDITS_HEADER.to_string(), balance.max(0).to_string()));
+    }
+    if let Some(left) = outcome.token_remaining {
+        headers.push((TOKEN_HEADER.to_string(), left.max(0).to_string()));
+    }
+    let err = match outcome.verdict {
+        Verdict::Allowed => return Ok(headers),
+        Verdict::TokenRevoked => return Err(unauthorized_because("short-lived token revoked")),
+        Verdict::RateLimited => ApiError::new(ErrorKind::RateLimited)
+            .var("limit", plan.rate.to_string())
+            .var("window", window_label(plan.window)),
+        Verdict::RequestLimitExhausted => {
+            metrics()
+                .short_lived_tokens
+                .with_label_values(&["exhausted"])
+                .inc();
+            ApiError::new(ErrorKind::RequestLimit).var(
+                "limit",
+                charge.token.map(|t| t.lim).unwrap_or(0).to_string(),
+            )
+        }
+        Verdict::InsufficientCredits => {
+            let balance = outcome.credits.unwrap_or(0).max(0);
+            let mut details = json!({"balance": balance, "cost": charge.cost});
+            if let Some(refill) = outcome.credits_refill_in {
+                let secs = ceil_secs(refill).max(1);
+                details["refillsInSeconds"] = json!(secs);
+                headers.push(("Retry-After".to_string(), secs.to_string()));
+            }
+            ApiError::new(ErrorKind::InsufficientCredits)
+                .var("balance", balance.to_string())
+                .var("cost", charge.cost.to_string())
+                .details(details)
+        }
+    };
+    let mut err = err;
+    err.headers = headers;
+    Err(err)
 }

@@ -345,7 +345,7 @@ async fn mint(
         m.identity.key.key_prefix,
         m.parent()
     );
-    Ok(Reply::json(200, &wrapped(&s.fields[0], json!(items))))
+    Ok(Reply::json(200, &wrapped(&s.fields.create, json!(items))))
 }
 
 /// `GET <tokens_path>`: the key's active tokens.
@@ -359,7 +359,7 @@ async fn list(gk: &Gatekeeper, s: &ShortLivedSettings, m: &Minter) -> Result<Rep
         .iter()
         .map(|(t, left)| Value::Object(view(t, *left)))
         .collect();
-    Ok(Reply::json(200, &wrapped(&s.fields[1], json!(items))))
+    Ok(Reply::json(200, &wrapped(&s.fields.list, json!(items))))
 }
 
 /// `{"<field>": value}`: a response under the profile's field name.
@@ -397,7 +397,7 @@ async fn revoke(
         "short-lived token {id} of key {} revoked",
         m.identity.key.key_prefix
     );
-    Ok(Reply::json(200, &wrapped(&s.fields[3], json!(id))))
+    Ok(Reply::json(200, &wrapped(&s.fields.delete, json!(id))))
 }
 
 /// `GET <inspect_path>?token=<jwt>`: one of the key's tokens, by its JWT.
@@ -432,6 +432,6 @@ async fn inspect(
         .ok_or_else(not_found)?;
     Ok(Reply::json(
         200,
-        &wrapped(&s.fields[2], Value::Object(view(&t, left))),
+        &wrapped(&s.fields.inspect, Value::Object(view(&t, left))),
     ))
 }

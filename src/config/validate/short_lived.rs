@@ -2,7 +2,7 @@
 //! expiry bounds, request limits and per-key creation rate.
 
 use super::{is_literal_path, Issues};
-use crate::config::model::ShortLivedSettings;
+use crate::config::model::{ResponseFields, ShortLivedSettings};
 use crate::config::schema::ShortLivedSection;
 use crate::metering::Plan;
 use std::collections::BTreeSet;
@@ -62,12 +62,12 @@ pub(super) fn compile_short_lived(
         default_request_limit: s.default_request_limit,
         max_request_limit: s.max_request_limit,
         creation: Arc::new(Plan::simple("token-creation", rate, window, rate)),
-        fields: [
-            s.fields.create.clone(),
-            s.fields.list.clone(),
-            s.fields.inspect.clone(),
-            s.fields.delete.clone(),
-        ],
+        fields: ResponseFields {
+            create: s.fields.create.clone(),
+            list: s.fields.list.clone(),
+            inspect: s.fields.inspect.clone(),
+            delete: s.fields.delete.clone(),
+        },
     }
 }
 

@@ -81,6 +81,29 @@ pub fn check_account_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Checks a new account's starting credits against its plan.
+fn check_starting_credits(
+    plan: &str,
+    target: Option<&(Owner, CreditCharge, CreditPool)>,
+    credits: i64,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let bad = |msg: String| Err(ApiError::detail(ErrorKind::BadRequest, msg));
+    match target {
+        None => bad(format!(
+            "field credits: plan {plan:?} does not meter credits"
+        )),
+        Some((_, _, CreditPool::Plan)) => bad(format!(
+            "field credits: plan {plan:?} draws from one pooled balance, not per account"
+        )),
+        Some(_) if credits < 0 => bad("field credits: must not be negative".into()),
+        Some((_, charge, _)) => {
+            let start = charge.current(None, now.timestamp_millis()).balance;
+            check_credit_balance("credits", start, credits)
+        }
+    }
+}
+
 /// `POST /v1/accounts`.
 pub async fn create(gw: &Gatekeeper, session: &mut ServerSession) -> Result<Reply, ApiError> {
     let now = Utc::now();
@@ -113,33 +136,7 @@ pub async fn create(gw: &Gatekeeper, session: &mut ServerSession) -> Result<Repl
         )
     });
     if let Some(n) = body.credits {
-        match &credit_target {
-            None => {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    format!("field credits: plan {:?} does not meter credits", body.plan),
-                ))
-            }
-            Some((_, _, CreditPool::Plan)) => {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    format!(
-                        "field credits: plan {:?} draws from one pooled balance, not per account",
-                        body.plan
-                    ),
-                ))
-            }
-            Some(_) if n < 0 => {
-                return Err(ApiError::detail(
-                    ErrorKind::BadRequest,
-                    "field credits: must not be negative",
-                ))
-            }
-            Some((_, charge, _)) => {
-                let start = charge.current(None, now.timestamp_millis()).balance;
-                check_credit_balance("credits", start, n)?;
-            }
-        }
+        check_starting_credits(&body.plan, credit_target.as_ref(), n, now)?;
     }
     let account = gw
         .store
