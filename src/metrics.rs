@@ -28,6 +28,8 @@ pub struct Metrics {
     pub usage_write_errors: IntCounter,
     /// Store operations that failed, by operation.
     pub store_errors: IntCounterVec,
+    /// Stored records that did not parse, by record (`key record`, `account`, …).
+    pub store_corrupt_records: IntCounterVec,
     /// Keys issued, by kind (`standard`, `trial`).
     pub keys_issued: IntCounterVec,
     /// Redis call latency, by operation.
@@ -49,52 +51,77 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// Registers a collector with the default registry (the one
+/// `pingora-prometheus` serves) and returns it.
+#[allow(clippy::expect_used)]
+fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+    prometheus::default_registry()
+        .register(Box::new(c.clone()))
+        .expect("registered once");
+    c
+}
+
+/// A labelled counter, registered.
+#[allow(clippy::expect_used)]
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"))
+}
+
+/// A labelled latency histogram (50 µs to ~26 s), registered.
+#[allow(clippy::expect_used)]
+fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = exponential_buckets(0.00005, 2.0, 20).expect("valid buckets");
+    register(
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+            .expect("valid histogram"),
+    )
+}
+
+/// The unlabelled series: usage queue counters and the breaker gauge.
+#[allow(clippy::expect_used)]
+fn scalars() -> (IntCounter, IntGauge, IntCounter, IntGauge) {
+    let usage_dropped = register(
+        IntCounter::new(
+            "tollgate_usage_dropped_total",
+            "Usage records dropped because the queue was full",
+        )
+        .expect("valid counter"),
+    );
+    let usage_queued = register(
+        IntGauge::new(
+            "tollgate_usage_queued",
+            "Usage records waiting to be written",
+        )
+        .expect("valid gauge"),
+    );
+    let usage_write_errors = register(
+        IntCounter::new(
+            "tollgate_usage_write_errors_total",
+            "Usage batches that could not be written",
+        )
+        .expect("valid counter"),
+    );
+    let redis_breaker_open = register(
+        IntGauge::new(
+            "tollgate_redis_breaker_open",
+            "1 while the Redis circuit breaker is open",
+        )
+        .expect("valid gauge"),
+    );
+    (
+        usage_dropped,
+        usage_queued,
+        usage_write_errors,
+        redis_breaker_open,
+    )
+}
+
 impl Metrics {
     // Names and label sets are constants checked by the unit test below, so the
     // only failure left is a second registration, which LazyLock rules out.
     #[allow(clippy::expect_used)]
     fn register() -> Self {
-        let r = prometheus::default_registry();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
-            r.register(Box::new(c.clone())).expect("registered once");
-            c
-        };
-        let histogram = |name: &str, help: &str, labels: &[&str]| {
-            let buckets = exponential_buckets(0.00005, 2.0, 20).expect("valid buckets");
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-                .expect("valid histogram");
-            r.register(Box::new(h.clone())).expect("registered once");
-            h
-        };
-        let usage_dropped = IntCounter::new(
-            "tollgate_usage_dropped_total",
-            "Usage records dropped because the queue was full",
-        )
-        .expect("valid counter");
-        r.register(Box::new(usage_dropped.clone()))
-            .expect("registered once");
-        let usage_queued = IntGauge::new(
-            "tollgate_usage_queued",
-            "Usage records waiting to be written",
-        )
-        .expect("valid gauge");
-        r.register(Box::new(usage_queued.clone()))
-            .expect("registered once");
-        let usage_write_errors = IntCounter::new(
-            "tollgate_usage_write_errors_total",
-            "Usage batches that could not be written",
-        )
-        .expect("valid counter");
-        r.register(Box::new(usage_write_errors.clone()))
-            .expect("registered once");
-        let redis_breaker_open = IntGauge::new(
-            "tollgate_redis_breaker_open",
-            "1 while the Redis circuit breaker is open",
-        )
-        .expect("valid gauge");
-        r.register(Box::new(redis_breaker_open.clone()))
-            .expect("registered once");
+        let (usage_dropped, usage_queued, usage_write_errors, redis_breaker_open) = scalars();
         Self {
             requests: counter(
                 "tollgate_requests_total",
@@ -128,6 +155,11 @@ impl Metrics {
                 "tollgate_store_errors_total",
                 "Store operations that failed",
                 &["op"],
+            ),
+            store_corrupt_records: counter(
+                "tollgate_store_corrupt_records_total",
+                "Stored records that did not parse",
+                &["record"],
             ),
             keys_issued: counter("tollgate_keys_issued_total", "Keys issued", &["kind"]),
             redis_duration: histogram(

@@ -54,11 +54,13 @@ impl UsageRecorder {
     }
 
     /// Records waiting.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.lock().len()
     }
 
     /// Whether nothing is waiting.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -126,7 +126,11 @@ impl Gatekeeper {
     ) -> Result<AdmitOutcome, ApiError> {
         match self.store.admit(&admission).await {
             Ok(o) => Ok(o),
-            Err(e) if charge.policy == StoreFailure::FailOpen && charge.token.is_none() => {
+            Err(e)
+                if e.is_outage()
+                    && charge.policy == StoreFailure::FailOpen
+                    && charge.token.is_none() =>
+            {
                 log::debug!("store unreachable ({e}); local limiter decides");
                 let o = self
                     .fallback

@@ -7,9 +7,9 @@ mod admission;
 pub mod failure;
 mod principal;
 
-pub use admission::{Charge, CREDITS_HEADER, TOKEN_HEADER};
+pub use admission::Charge;
 pub use failure::{store_failure, OrUnavailable};
-pub use principal::{unauthorized, unauthorized_because, Principal, BAD_CREDENTIAL};
+pub use principal::Principal;
 
 use crate::auth::failures::FailureThrottle;
 use crate::auth::jwt::TokenSigner;

@@ -125,6 +125,7 @@ impl Gatekeeper {
         let hash = KeyHash::of(&cred.token);
         let identity = match self.store.resolve(&hash).await {
             Ok(found) => found,
+            Err(e) if !e.is_outage() => return Err(store_failure("resolve", e)),
             Err(e) => match (policy, self.store.cached(&hash)) {
                 (StoreFailure::FailOpen, Some(cached)) => {
                     degraded(route, "cached_key");

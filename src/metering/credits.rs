@@ -49,6 +49,25 @@ impl CreditCharge {
         }
     }
 
+    /// `delta` credits added (negative: removed) at `now_ms`, a stale window
+    /// refilled first: the state to store, or `Err(balance)` with the balance
+    /// as it stands when the result would leave ±[`MAX_CREDITS`] (nothing
+    /// changes then). `credits.lua` does the same.
+    pub fn add(
+        &self,
+        state: Option<CreditState>,
+        delta: i64,
+        now_ms: i64,
+    ) -> Result<CreditState, i64> {
+        let current = self.current(state, now_ms);
+        current
+            .balance
+            .checked_add(delta)
+            .filter(|b| within_bound(*b))
+            .map(|balance| CreditState { balance, ..current })
+            .ok_or(current.balance)
+    }
+
     /// Milliseconds until the next refill, if the balance refills.
     pub fn refill_in_ms(&self, now_ms: i64) -> Option<i64> {
         self.refill_ms
@@ -95,6 +114,38 @@ mod tests {
         assert!(within_bound(-i64::try_from(MAX_CREDITS).expect("fits")));
         assert!(!within_bound(i64::try_from(MAX_CREDITS + 1).expect("fits")));
         assert!(!within_bound(i64::MIN));
+    }
+
+    #[test]
+    fn additions_refill_first_and_stay_within_the_bound() {
+        let max = i64::try_from(MAX_CREDITS).expect("fits");
+        let hourly = CreditCharge {
+            cost: 1,
+            budget: 100,
+            refill_ms: Some(3_600_000),
+        };
+        let spent = CreditState {
+            balance: 3,
+            window: 0,
+        };
+        let next_window = CreditState {
+            balance: 105,
+            window: 1,
+        };
+        assert_eq!(hourly.add(Some(spent), 5, 3_600_000), Ok(next_window));
+        assert_eq!(hourly.add(Some(spent), max, 10), Err(3));
+        let prepaid = CreditCharge {
+            refill_ms: None,
+            ..hourly
+        };
+        assert_eq!(
+            prepaid.add(None, -max, 0),
+            Ok(CreditState {
+                balance: -max,
+                window: 0
+            })
+        );
+        assert_eq!(prepaid.add(None, i64::MIN, 0), Err(0));
     }
 
     #[test]

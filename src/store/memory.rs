@@ -7,7 +7,7 @@ use super::{
     TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
-use crate::metering::credits::{within_bound, CreditCharge, CreditState};
+use crate::metering::credits::{CreditCharge, CreditState};
 use crate::metering::{gcra, Admission, AdmitOutcome, Bucket, Owner, Verdict};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -56,11 +56,6 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Number of buckets held (full buckets are swept away).
-    pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
-    }
-
     /// Deletes what belongs to keys that expired more than [`EXPIRED_KEY_GRACE`]
     /// before `now`: trial keys (no account) altogether, and the usage of every
     /// expired key (an account's expired keys stay in its listing). Runs every
@@ -98,6 +93,104 @@ impl MemoryStore {
     pub fn key_count(&self) -> usize {
         self.dir.read().keys.len()
     }
+
+    /// Replaces an account's plan; false if there is no such account. No
+    /// endpoint changes a plan yet: this is the embedded counterpart of
+    /// rewriting `tg:{a:ACCOUNT}:acct` in Redis, which the store conformance
+    /// suite does to show that both stores meter a key with its account's
+    /// plan as it is when the key is resolved.
+    pub fn set_account_plan(&self, id: &str, plan: &str) -> bool {
+        match self.dir.write().accounts.get_mut(id) {
+            Some(account) => {
+                account.plan = plan.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What one admission reads and, when it admits, writes: the bucket, the
+/// owner's credits and a short-lived token's counter, as the memory store
+/// holds them and as `admit.lua` finds them in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AdmitState {
+    /// The bucket's TAT in µs; `None`: a full bucket (no key in Redis).
+    pub tat: Option<i64>,
+    /// The owner's credit balance; `None`: none stored.
+    pub credits: Option<CreditState>,
+    /// A short-lived token's requests left; `None`: revoked or expired.
+    pub token_left: Option<i64>,
+}
+
+/// One admission at `now_us` (µs since the epoch) on `state`: the outcome and
+/// the state after it, unchanged when refused. This is the memory store's
+/// decision, on [`gcra::step`] and [`CreditCharge`]; `admit.lua` makes the same
+/// one in Redis (`tests/store_parity.rs` holds them to it). A refusal takes
+/// nothing, and reports the bucket as it stands.
+pub fn admit_at(now_us: i64, a: &Admission, state: AdmitState) -> (AdmitOutcome, AdmitState) {
+    if a.token.is_some() && state.token_left.is_none() {
+        // A revoked token: the verdict is all there is to say.
+        let outcome = AdmitOutcome {
+            verdict: Verdict::TokenRevoked,
+            remaining: 0,
+            retry_after: Duration::ZERO,
+            reset_after: Duration::ZERO,
+            credits: None,
+            credits_refill_in: None,
+            token_remaining: None,
+        };
+        return (outcome, state);
+    }
+    let now_ms = now_us.div_euclid(1000);
+    let step = gcra::step(now_us, state.tat, a.interval_us, a.burst, 1);
+    let credits = a
+        .credits
+        .map(|charge| (charge, charge.current(state.credits, now_ms)));
+    let mut outcome = AdmitOutcome {
+        verdict: Verdict::Allowed,
+        remaining: step.remaining,
+        retry_after: micros(step.retry_after_us),
+        reset_after: micros(step.reset_after_us),
+        credits: credits.map(|(_, c)| c.balance),
+        credits_refill_in: a
+            .credits
+            .and_then(|charge| charge.refill_in_ms(now_ms))
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        token_remaining: a.token.and(state.token_left),
+    };
+    if !step.allowed {
+        outcome.verdict = Verdict::RateLimited;
+        return (outcome, state);
+    }
+    // Refused after the bucket had a token: it is full again when it would
+    // have been without this request (`step` reports it with the token taken).
+    let standing = micros(state.tat.unwrap_or(now_us).max(now_us) - now_us);
+    if credits.is_some_and(|(charge, c)| c.balance < charge.cost_i64()) {
+        outcome.verdict = Verdict::InsufficientCredits;
+        outcome.reset_after = standing;
+        return (outcome, state);
+    }
+    if a.token.is_some() && state.token_left.is_some_and(|left| left <= 0) {
+        outcome.verdict = Verdict::RequestLimitExhausted;
+        outcome.reset_after = standing;
+        return (outcome, state);
+    }
+    let mut after = state;
+    after.tat = Some(step.tat);
+    if let Some((charge, c)) = credits {
+        let c = CreditState {
+            balance: c.balance - charge.cost_i64(),
+            ..c
+        };
+        after.credits = Some(c);
+        outcome.credits = Some(c.balance);
+    }
+    if let (Some(_), Some(left)) = (a.token, state.token_left) {
+        after.token_left = Some(left - 1);
+        outcome.token_remaining = Some(left - 1);
+    }
+    (outcome, after)
 }
 
 /// Microseconds since the Unix epoch.
@@ -138,14 +231,9 @@ impl AccountStore for MemoryStore {
             .credits
             .entry(owner.clone())
             .or_insert_with(|| policy.current(None, now_ms));
-        *c = policy.current(Some(*c), now_ms);
-        if delta != 0 {
-            c.balance = c
-                .balance
-                .checked_add(delta)
-                .filter(|b| within_bound(*b))
-                .ok_or(StoreError::CreditRange { balance: c.balance })?;
-        }
+        *c = policy
+            .add(Some(*c), delta, now_ms)
+            .map_err(|balance| StoreError::CreditRange { balance })?;
         Ok(c.balance)
     }
 
@@ -169,6 +257,14 @@ impl KeyStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<KeyRecord, StoreError> {
         let mut dir = self.dir.write();
+        // A key is metered with its own plan or its account's: refuse one
+        // with neither, as the Redis store does.
+        match (&key.plan, &key.account) {
+            (Some(_), _) => {}
+            (None, Some(a)) if dir.accounts.contains_key(a) => {}
+            (None, Some(a)) => return Err(StoreError::NotFound(format!("account {a}"))),
+            (None, None) => return Err(StoreError::NotFound("plan".into())),
+        }
         if let (Some(max), Some(account)) = (max_active, key.account.as_deref()) {
             let active = dir
                 .keys
@@ -254,73 +350,41 @@ impl Meter for MemoryStore {
             self.tokens.retain(|_, t| t.0.expires_at > now_utc);
             self.prune_expired(now_utc);
         }
-        // Lock order: bucket, then credits; both are held until the decision is written.
-        let mut entry = self
+        // Lock order: bucket, token, then credits; all are held until the
+        // decision is written.
+        let mut tat = self
             .buckets
             .entry((a.owner.clone(), a.bucket))
             .or_insert(now);
-        let step = gcra::step(now, Some(*entry), a.interval_us, a.burst, 1);
-        let mut outcome = AdmitOutcome {
-            verdict: Verdict::Allowed,
-            remaining: step.remaining,
-            retry_after: micros(step.retry_after_us),
-            reset_after: micros(step.reset_after_us),
-            credits: None,
-            credits_refill_in: None,
-            token_remaining: None,
-        };
-        let mut token_entry = None;
-        if let Some(id) = a.token {
+        let mut token = a.token.and_then(|id| {
             let now_utc = Utc::now();
-            match self.tokens.get_mut(&(a.owner.clone(), id)) {
-                Some(t) if t.0.expires_at > now_utc => {
-                    outcome.token_remaining = Some(t.1);
-                    token_entry = Some(t);
-                }
-                _ => {
-                    outcome.verdict = Verdict::TokenRevoked;
-                    return Ok(outcome);
-                }
-            }
+            self.tokens
+                .get_mut(&(a.owner.clone(), id))
+                .filter(|t| t.0.expires_at > now_utc)
+        });
+        let mut credits = match (&a.credits, a.token.is_some() && token.is_none()) {
+            (Some(charge), false) => Some(
+                self.credits
+                    .entry(a.owner.clone())
+                    .or_insert_with(|| charge.current(None, now_ms)),
+            ),
+            _ => None,
+        };
+        let state = AdmitState {
+            tat: Some(*tat),
+            credits: credits.as_deref().copied(),
+            token_left: token.as_ref().map(|t| t.1),
+        };
+        let (outcome, after) = admit_at(now, a, state);
+        if let Some(t) = after.tat {
+            *tat = t;
         }
-        let mut credit_entry = None;
-        if let Some(charge) = &a.credits {
-            let mut c = self
-                .credits
-                .entry(a.owner.clone())
-                .or_insert_with(|| charge.current(None, now_ms));
-            *c = charge.current(Some(*c), now_ms);
-            outcome.credits = Some(c.balance);
-            outcome.credits_refill_in = charge
-                .refill_in_ms(now_ms)
-                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
-            credit_entry = Some(c);
+        if let (Some(c), Some(new)) = (credits.as_mut(), after.credits) {
+            **c = new;
         }
-        if !step.allowed {
-            outcome.verdict = Verdict::RateLimited;
-            return Ok(outcome);
+        if let (Some(t), Some(left)) = (token.as_mut(), after.token_left) {
+            t.1 = left;
         }
-        if let (Some(charge), Some(c)) = (&a.credits, credit_entry.as_mut()) {
-            if c.balance < charge.cost_i64() {
-                outcome.verdict = Verdict::InsufficientCredits;
-                return Ok(outcome);
-            }
-        }
-        if let Some(t) = token_entry.as_mut() {
-            if t.1 <= 0 {
-                outcome.verdict = Verdict::RequestLimitExhausted;
-                return Ok(outcome);
-            }
-        }
-        if let (Some(charge), Some(c)) = (&a.credits, credit_entry.as_mut()) {
-            c.balance -= charge.cost_i64();
-            outcome.credits = Some(c.balance);
-        }
-        if let Some(t) = token_entry.as_mut() {
-            t.1 -= 1;
-            outcome.token_remaining = Some(t.1);
-        }
-        *entry = step.tat;
         Ok(outcome)
     }
 }

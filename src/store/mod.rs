@@ -33,6 +33,19 @@ pub enum StoreError {
     CreditRange { balance: i64 },
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A stored record that does not parse: the store answered, but what it
+    /// holds is damaged (not an outage). `what` names the record and where it
+    /// is (e.g. `key record tg:kh:<sha256>`), `detail` the parse error.
+    #[error("corrupt record ({what}): {detail}")]
+    Corrupt { what: String, detail: String },
+}
+
+impl StoreError {
+    /// Whether the store could not be reached or did not answer in time: the
+    /// only failure `fail_open` routes decide around. A corrupt record is not one.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// Accounts: owners of keys, with a plan.

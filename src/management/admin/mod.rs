@@ -30,8 +30,6 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-pub use accounts::check_account_id;
-
 /// The admin API application.
 pub struct AdminApi(pub Arc<Gatekeeper>);
 

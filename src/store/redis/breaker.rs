@@ -38,11 +38,6 @@ impl Breaker {
         self.now_ms() >= self.open_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Whether the breaker is open now.
-    pub fn is_open(&self) -> bool {
-        !self.allow()
-    }
-
     /// Records a success: closes the breaker.
     pub fn success(&self) {
         self.failures.store(0, Ordering::Relaxed);

@@ -4,10 +4,15 @@
 -- ARGV[2]  budget, ARGV[3] refill period in ms (0: prepaid)
 -- ARGV[4]  the largest balance allowed either way (MAX_CREDITS): Lua numbers
 --          are doubles, exact only up to 2^53
+-- ARGV[5]  tests only, absent in production: the time in milliseconds since
+--          the epoch, instead of Redis TIME (the parity table fixes the clock)
 -- Returns {1, new balance}, or {0, balance} when the change would leave
 -- -ARGV[4]..ARGV[4] (nothing is written).
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = tonumber(ARGV[5])
+if now_ms == nil then
+  local t = redis.call('TIME')
+  now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local period = tonumber(ARGV[3])
 local st = redis.call('HMGET', KEYS[1], 'bal', 'win')
 local balance = tonumber(st[1])

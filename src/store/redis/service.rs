@@ -1,7 +1,6 @@
 //! The background service that connects to Redis inside Pingora's runtime,
 //! signals ready (the proxy waits for it), then listens for invalidations.
 
-use super::conn::Conn;
 use super::{RedisStore, INVALIDATE_CHANNEL};
 use crate::auth::keys::KeyHash;
 use crate::config::validate_redact as redact;
@@ -20,9 +19,8 @@ impl RedisService {
     async fn connect(&self, shutdown: &mut ShutdownWatch) -> bool {
         let mut delay = Duration::from_millis(100);
         loop {
-            match Conn::connect(&self.0.settings).await {
-                Ok(conn) => {
-                    self.0.set_conn(conn);
+            match self.0.connect().await {
+                Ok(()) => {
                     log::info!(
                         "connected to redis {}",
                         self.0
