@@ -456,26 +456,22 @@ fn short_lived_token_secrets_rotate_by_kid() {
 fn rediss_with_a_private_ca() {
     let certs = certificates("redis");
     let path = |f: &str| certs.join(f).display().to_string();
-    let port = free_port();
-    let redis = RedisServer::start_on(
-        port,
-        &[
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--tls-cert-file",
-            &path("leaf.pem"),
-            "--tls-key-file",
-            &path("leaf.key"),
-            "--tls-ca-cert-file",
-            &path("ca.pem"),
-            "--tls-auth-clients",
-            "no",
-            "--save",
-            "",
-        ],
-    );
+    let redis = RedisServer::start_on(&[
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cert-file",
+        &path("leaf.pem"),
+        "--tls-key-file",
+        &path("leaf.key"),
+        "--tls-ca-cert-file",
+        &path("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+        "--save",
+        "",
+    ]);
     let origin = start_origin();
     let url = format!("rediss://localhost:{}", redis.port);
     let gate = start_gate(

@@ -157,6 +157,18 @@ impl Gatekeeper {
     }
 }
 
+/// The 401 for a short-lived token the store no longer holds: expired if its
+/// `exp` has passed (it may expire between verification and admission, and
+/// the store drops it at expiry), revoked otherwise.
+fn token_gone(token: Option<&TokenClaims>) -> ApiError {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    if token.is_some_and(|t| t.exp <= now) {
+        unauthorized_because("short-lived token expired")
+    } else {
+        unauthorized_because("short-lived token revoked")
+    }
+}
+
 /// The response headers of an admission, and its refusal if it refused.
 fn outcome_reply(
     charge: &Charge<'_>,
@@ -172,7 +184,7 @@ fn outcome_reply(
     }
     let err = match outcome.verdict {
         Verdict::Allowed => return Ok(headers),
-        Verdict::TokenRevoked => return Err(unauthorized_because("short-lived token revoked")),
+        Verdict::TokenRevoked => return Err(token_gone(charge.token)),
         Verdict::RateLimited => ApiError::new(ErrorKind::RateLimited)
             .var("limit", plan.rate.to_string())
             .var("window", window_label(plan.window)),

@@ -170,6 +170,27 @@ impl Gatekeeper {
         }
     }
 
+    /// The caller of one of tollgate's own endpoints: a key is required, and
+    /// a store outage fails closed. Returns the principal and its plan.
+    pub async fn key_caller(
+        &self,
+        headers: &HeaderMap,
+        route: &str,
+        client_ip: IpAddr,
+    ) -> Result<(Principal, Arc<Plan>), ApiError> {
+        let principal = self
+            .principal(
+                headers,
+                Access::Key,
+                StoreFailure::FailClosed,
+                route,
+                client_ip,
+            )
+            .await?;
+        let plan = self.plan_of(&principal)?;
+        Ok((principal, plan))
+    }
+
     /// The plan a principal is metered with.
     pub fn plan_of(&self, principal: &Principal) -> Result<Arc<Plan>, ApiError> {
         match principal {

@@ -9,7 +9,6 @@ use super::{body, Call, Managed};
 use crate::gatekeeper::{Charge, Gatekeeper, OrUnavailable, Principal};
 use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::{Access, StoreFailure};
 use crate::store::{rfc3339, Identity, KeyKind, KeyRecord};
 use chrono::{DateTime, Utc};
 use http::Method;
@@ -95,17 +94,9 @@ pub async fn handle(
     call: Call<'_>,
     rest: &str,
 ) -> Result<Managed, ApiError> {
-    let headers = &session.req_header().headers;
-    let principal = gk
-        .principal(
-            headers,
-            Access::Key,
-            StoreFailure::FailClosed,
-            ROUTE,
-            call.client_ip,
-        )
+    let (principal, plan) = gk
+        .key_caller(&session.req_header().headers, ROUTE, call.client_ip)
         .await?;
-    let plan = gk.plan_of(&principal)?;
     let (identity, account) = managing_account(&principal, &plan)?;
     let (owner, bucket) = gk.metering_target(&principal, &plan);
     let rate_headers = gk

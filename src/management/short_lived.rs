@@ -10,7 +10,6 @@ use crate::gatekeeper::{Charge, Gatekeeper, OrUnavailable, Principal};
 use crate::metering::{Bucket, Owner, Plan};
 use crate::metrics::metrics;
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::{Access, StoreFailure};
 use crate::store::{rfc3339, Identity, KeyKind, TokenRecord};
 use chrono::{DateTime, TimeZone, Utc};
 use http::Method;
@@ -134,16 +133,9 @@ pub async fn handle(
     let Some(s) = gk.config.short_lived.clone() else {
         return Err(ApiError::detail(ErrorKind::NotFound, "no token endpoints"));
     };
-    let principal = gk
-        .principal(
-            &session.req_header().headers,
-            Access::Key,
-            StoreFailure::FailClosed,
-            ROUTE,
-            call.client_ip,
-        )
+    let (principal, plan) = gk
+        .key_caller(&session.req_header().headers, ROUTE, call.client_ip)
         .await?;
-    let plan = gk.plan_of(&principal)?;
     let m = minter(&principal, plan.clone())?;
     // Creation has its own limit per static key; the other calls are metered
     // like any call of the key.
