@@ -4,13 +4,16 @@
 set -euo pipefail
 want=(cmake)
 case "${1:-build}" in
-  test) want+=(redis-server curl openssl) ;;
-  bench) want+=(redis-server nginx wrk curl) ;;
+  # chromium: the headless browser of tests/browser.rs.
+  test) want+=(redis-server curl openssl chromium) ;;
+  # nghttp2-client: h2load, the HTTP/2 load generator (wrk speaks HTTP/1.1 only).
+  bench) want+=(redis-server nginx wrk curl openssl nghttp2-client) ;;
 esac
 missing=()
 for pkg in "${want[@]}"; do
   cmd=$pkg
   [ "$pkg" = redis-server ] && cmd=redis-server
+  [ "$pkg" = nghttp2-client ] && cmd=h2load
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

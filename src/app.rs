@@ -1,5 +1,6 @@
-//! Assembles the Pingora server from a validated config: the proxy, the admin
-//! API, the metrics listener and the background services.
+//! Assembles the Pingora server from a validated config: the proxy (with its
+//! client-side layers from [`crate::edge`]), the admin API, the metrics
+//! listener and the background services.
 
 use crate::config::Config;
 use crate::gatekeeper::Gatekeeper;
@@ -26,6 +27,8 @@ pub enum AppError {
     Origin(#[from] OriginError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
 }
 
 /// The Pingora server settings from the config.
@@ -107,18 +110,19 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     // Register the metrics before the first request.
     let _ = crate::metrics::metrics();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let edge = crate::edge::proxy_service(
         &server.configuration,
+        &config.server,
         Proxy {
             gatekeeper: gatekeeper.clone(),
             origins,
             usage: usage.clone(),
             http,
         },
-        "tollgate proxy",
-    );
-    for addr in &config.server.listen {
-        proxy.add_tcp(addr);
+    )
+    .map_err(AppError::Tls)?;
+    if let Some(reloader) = edge.reloader {
+        server.add_service(reloader);
     }
     for hc in health_services {
         dependencies.push(server.add_service(hc));
@@ -130,7 +134,7 @@ pub fn build(config: Config) -> Result<Server, AppError> {
     };
     dependencies.push(server.add_service(background_service("usage flusher", flusher)));
     add_operator_services(&config, &mut server, gatekeeper);
-    let proxy_handle = server.add_service(proxy);
+    let proxy_handle = server.add_service(edge.proxy);
     proxy_handle.add_dependencies(dependencies.iter());
     Ok(server)
 }

@@ -74,8 +74,11 @@ pub enum OriginPattern {
     /// port: `https://*.example.com` is `prefix = "https://"`, `suffix =
     /// ".example.com"`, `port = ""`.
     Subdomains {
+        /// `scheme://`.
         prefix: String,
+        /// `.` and the domain.
         suffix: String,
+        /// `:port`, or empty for the scheme's default port.
         port: String,
     },
 }
@@ -92,6 +95,7 @@ pub enum AllowedOrigins {
 /// A validated CORS policy, as the config states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorsRules {
+    /// The origins whose pages may read responses.
     pub origins: AllowedOrigins,
     /// Upper-case method names.
     pub methods: Vec<String>,
@@ -122,6 +126,7 @@ impl Default for CorsRules {
 /// A CORS policy with its header values written once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorsPolicy {
+    /// The policy as configured.
     pub rules: CorsRules,
     methods: String,
     allow_headers: String,
@@ -189,7 +194,9 @@ impl OriginPattern {
     pub fn parse(text: &str) -> Result<Self, String> {
         let lower = text.trim().to_ascii_lowercase();
         if lower == "null" {
-            return Err("\"null\" is not allowed: sandboxed frames and file:// pages all send it".into());
+            return Err(
+                "\"null\" is not allowed: sandboxed frames and file:// pages all send it".into(),
+            );
         }
         let Some((scheme, rest)) = lower.split_once("://") else {
             return Err(format!(
@@ -262,7 +269,11 @@ impl OriginPattern {
 /// none empty) or a bracketed IPv6 address; the port is 1-65535.
 pub fn split_origin(origin: &str) -> Option<(&str, &str, Option<&str>)> {
     let (scheme, rest) = origin.split_once("://")?;
-    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
         return None;
     }
     let (host, port) = if rest.starts_with('[') {
@@ -382,7 +393,10 @@ mod tests {
     #[test]
     fn any_origin_is_a_star_without_credentials() {
         let p = policy(&["*"], false);
-        assert_eq!(p.allow_origin("https://anything.test").as_deref(), Some("*"));
+        assert_eq!(
+            p.allow_origin("https://anything.test").as_deref(),
+            Some("*")
+        );
         let headers = p.response_headers("*");
         assert!(headers.contains(&(ALLOW_ORIGIN, "*")));
         assert!(!headers.iter().any(|(n, _)| *n == ALLOW_CREDENTIALS));

@@ -8,6 +8,8 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod cors;
+pub mod edge;
 pub(crate) mod gatekeeper;
 pub(crate) mod gateway;
 pub mod logging;

@@ -9,7 +9,10 @@
 //!
 //! Every response carries `x-origin-server` (its name) and `x-origin-path`
 //! (the request target exactly as received; bytes outside visible ASCII are
-//! written as `%XX`), so tests can see what reached the origin.
+//! written as `%XX`), so tests can see what reached the origin. A request
+//! with `Origin` also gets CORS headers of the origin's own
+//! (`access-control-allow-origin: *`, `access-control-expose-headers:
+//! x-origin-server`), as an API that handles CORS itself would send.
 
 use async_trait::async_trait;
 use http::{Method, Response};
@@ -291,7 +294,13 @@ impl ServeHttp for SampleOrigin {
             &body,
         );
         let bytes = value.to_string().into_bytes();
-        Response::builder()
+        let mut builder = Response::builder();
+        if req.headers.contains_key(http::header::ORIGIN) {
+            builder = builder
+                .header("access-control-allow-origin", "*")
+                .header("access-control-expose-headers", "x-origin-server");
+        }
+        builder
             .status(status)
             .header("content-type", "application/json")
             .header("content-length", bytes.len())

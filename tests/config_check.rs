@@ -111,6 +111,34 @@ const BAD: &[(&str, &str)] = &[
         "server.listen: \"localhost:8080\" is not an address like 127.0.0.1:8080",
     ),
     (
+        "server_max_requests_zero.toml",
+        "server.max_requests_per_connection: must be at least 1",
+    ),
+    (
+        "server_header_timeout_no_unit.toml",
+        "server.request_header_timeout: \"10\" has no unit (use ms, s, m, h or d)",
+    ),
+    (
+        "tls_listen_without_certificates.toml",
+        "server.tls.certificates: needs at least one certificate (the first is the default)",
+    ),
+    (
+        "tls_certificates_without_listen.toml",
+        "server.tls.listen: certificates are configured but there is no address to serve them on",
+    ),
+    (
+        "tls_certificate_missing.toml",
+        "server.tls.certificates[0].cert: cannot read \"/nonexistent/tollgate/cert.pem\": No such file or directory (os error 2)",
+    ),
+    (
+        "compression_level_out_of_range.toml",
+        "server.compression.level: must be between 1 and 9",
+    ),
+    (
+        "compression_type_not_text.toml",
+        "server.compression.types[0]: \"image/png\" is not a text/… or application/… media type (type/subtype or type/*)",
+    ),
+    (
         "admin_token_short.toml",
         "admin.token: must be at least 16 characters",
     ),
@@ -205,6 +233,38 @@ const BAD: &[(&str, &str)] = &[
     (
         "health_check_http_no_path.toml",
         "origins.api.health_check.path: an http health check needs a path starting with '/'",
+    ),
+    (
+        "cors_star_with_credentials.toml",
+        "cors.credentials: cannot be true with origins = [\"*\"]: browsers refuse a \"*\" origin on requests with credentials, and allowing every origin to send them would let any site act as its visitors; list the origins instead",
+    ),
+    (
+        "cors_route_credentials_inherit_star.toml",
+        "routes[0].cors.credentials: cannot be true with origins = [\"*\"]: browsers refuse a \"*\" origin on requests with credentials, and allowing every origin to send them would let any site act as its visitors; list the origins instead",
+    ),
+    (
+        "cors_origin_with_path.toml",
+        "cors.origins: \"https://app.example.com/\" has a path: an origin is only scheme://host[:port], without a trailing '/'",
+    ),
+    (
+        "cors_wildcard_not_first_label.toml",
+        "cors.origins: \"https://*example.com\" is not an origin like https://app.example.com (a wildcard may only be the first label: https://*.example.com)",
+    ),
+    (
+        "cors_route_unknown_mode.toml",
+        "routes[0].cors: \"on\" is not \"inherit\", \"off\" or \"origin\" (or a table of [cors] fields)",
+    ),
+    (
+        "cors_route_table_without_origins.toml",
+        "routes[0].cors.origins: is required: there is no [cors] section to inherit the allowed origins from",
+    ),
+    (
+        "cors_endpoint_left_to_origin.toml",
+        "short_lived.cors: \"origin\" is for routes: tollgate answers this endpoint itself (use \"inherit\", \"off\" or a table)",
+    ),
+    (
+        "cors_max_age_too_long.toml",
+        "cors.max_age: must be at most 1d (browsers cap it lower: Chromium at 2h)",
     ),
 ];
 

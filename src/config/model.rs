@@ -4,6 +4,7 @@
 use crate::auth::client_ip::ClientIpPolicy;
 use crate::auth::credential::CredentialPolicy;
 use crate::auth::keys::KeyFormat;
+use crate::cors::Cors;
 use crate::metering::Plan;
 use crate::reply::ErrorTemplate;
 use crate::routing::RouteTable;
@@ -35,6 +36,26 @@ pub struct Config {
     pub self_service: Option<SelfServiceSettings>,
     pub query: QueryPolicy,
     pub short_lived: Option<ShortLivedSettings>,
+    /// CORS outside the routes (each route carries its own).
+    pub cors: CorsSettings,
+}
+
+/// CORS: the global policy and tollgate's own endpoints' (each route carries
+/// its own in [`crate::routing::Route::cors`]).
+#[derive(Debug, Clone, Default)]
+pub struct CorsSettings {
+    /// `[cors]`: also what answers given before an endpoint is known (a 404,
+    /// a malformed path) carry.
+    pub global: Cors,
+    /// The trial endpoint.
+    pub trial: Cors,
+    /// The short-lived token endpoints.
+    pub short_lived: Cors,
+    /// The self-service key endpoints.
+    pub self_service: Cors,
+    /// Whether any route or endpoint takes part in CORS: preflights are
+    /// looked for only then.
+    pub enabled: bool,
 }
 
 /// `[short_lived]`, checked.
@@ -108,6 +129,57 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// CAs trusted for TLS origins (instead of the system roots).
     pub upstream_ca_file: Option<String>,
+    /// Timeouts and limits of client connections.
+    pub clients: ClientLimits,
+    /// `None`: no HTTPS listener.
+    pub https: Option<HttpsSettings>,
+    /// `None`: responses are never compressed.
+    pub compression: Option<CompressionSettings>,
+}
+
+/// How long clients may take, and how much one connection may carry.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// From the connection's start (or the end of the previous response plus
+    /// `idle_timeout`) to the end of the request header.
+    pub header_timeout: Duration,
+    /// The longest wait for the next piece of a request body (HTTP/1.1).
+    pub body_timeout: Duration,
+    /// How long a connection waits, idle, for its next request.
+    pub idle_timeout: Duration,
+    /// Requests served on one HTTP/1.1 connection.
+    pub max_requests_per_connection: u32,
+}
+
+/// `[server.tls]`, checked: at least one address and one certificate.
+#[derive(Debug, Clone)]
+pub struct HttpsSettings {
+    pub listen: Vec<String>,
+    /// How often the certificate files are checked for changes.
+    pub reload_interval: Duration,
+    /// Chosen by SNI; the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate chain and its key, as files.
+#[derive(Debug, Clone)]
+pub struct CertificateFiles {
+    pub cert: String,
+    pub key: String,
+    /// Server names (lower case) it answers for; empty: the DNS names in the
+    /// certificate, read each time it is loaded.
+    pub names: Vec<String>,
+}
+
+/// `[server.compression]`, checked and enabled.
+#[derive(Debug, Clone)]
+pub struct CompressionSettings {
+    /// 1 to 9, for every algorithm.
+    pub level: u32,
+    /// Bodies whose `Content-Length` is smaller are not compressed.
+    pub min_size: usize,
+    /// Lower-case media types, `type/subtype` or `type/*`.
+    pub types: Vec<String>,
 }
 
 /// `[admin]`

@@ -42,6 +42,10 @@ pub struct FileConfig {
     pub query: QuerySection,
     #[serde(default)]
     pub short_lived: Option<ShortLivedSection>,
+    /// `[cors]`: the global CORS policy; absent: no CORS unless a route or
+    /// endpoint has a table of its own.
+    #[serde(default)]
+    pub cors: Option<CorsSection>,
 }
 
 /// `[short_lived]`: JWTs minted from a static key, with an expiry and a request limit.
@@ -79,6 +83,9 @@ pub struct ShortLivedSection {
     /// Names of the response fields.
     #[serde(default)]
     pub fields: ShortLivedFields,
+    /// CORS on the token endpoints; absent: `"inherit"`.
+    #[serde(default)]
+    pub cors: Option<CorsChoice>,
 }
 
 /// `[short_lived.secrets]` entries.
@@ -173,6 +180,24 @@ pub struct ServerSection {
     /// PEM file of the CAs trusted for TLS origins; empty: the system roots.
     #[serde(default)]
     pub upstream_ca_file: String,
+    /// Longest time a client may take to send a request's line and headers.
+    #[serde(default = "default_header_timeout")]
+    pub request_header_timeout: String,
+    /// Longest wait for the next piece of a request body.
+    #[serde(default = "default_body_timeout")]
+    pub request_body_timeout: String,
+    /// How long a connection may wait, idle, for its next request.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// Requests served on one HTTP/1.1 connection before it is closed.
+    #[serde(default = "default_max_requests")]
+    pub max_requests_per_connection: u32,
+    /// `[server.tls]`: HTTPS (and HTTP/2) listeners; absent: none.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// `[server.compression]`: response compression.
+    #[serde(default)]
+    pub compression: CompressionSection,
 }
 
 impl Default for ServerSection {
@@ -184,8 +209,105 @@ impl Default for ServerSection {
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace: default_grace(),
             upstream_ca_file: String::new(),
+            request_header_timeout: default_header_timeout(),
+            request_body_timeout: default_body_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_requests_per_connection: default_max_requests(),
+            tls: None,
+            compression: CompressionSection::default(),
         }
     }
+}
+
+fn default_header_timeout() -> String {
+    "10s".into()
+}
+fn default_body_timeout() -> String {
+    "30s".into()
+}
+fn default_idle_timeout() -> String {
+    "60s".into()
+}
+fn default_max_requests() -> u32 {
+    1000
+}
+
+/// `[server.tls]`: HTTPS listeners and their certificates.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// HTTPS listen addresses; each entry may hold several, comma-separated.
+    /// Empty: no HTTPS listener (the certificates must then be empty too).
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// How often the certificate files are checked for changes.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval: String,
+    /// The certificates, chosen by SNI; the first is the default.
+    #[serde(default)]
+    pub certificates: Vec<TlsCertificateSection>,
+}
+
+fn default_tls_reload() -> String {
+    "5s".into()
+}
+
+/// `[[server.tls.certificates]]`: one certificate chain and its key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificateSection {
+    /// PEM file: the certificate, then its intermediates.
+    pub cert: String,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// Server names it answers for; empty: the DNS names in the certificate.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// `[server.compression]`: compressing origin responses for clients that accept it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// 1 (fastest) to 9, for gzip, brotli and zstd alike.
+    #[serde(default = "default_compression_level")]
+    pub level: u32,
+    /// Bodies with a smaller `Content-Length` are sent as they are.
+    #[serde(default = "default_compression_min_size")]
+    pub min_size: usize,
+    /// Media types compressed: `type/subtype` or `type/*`.
+    #[serde(default = "default_compression_types")]
+    pub types: Vec<String>,
+}
+
+impl Default for CompressionSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            level: default_compression_level(),
+            min_size: default_compression_min_size(),
+            types: default_compression_types(),
+        }
+    }
+}
+
+fn default_compression_level() -> u32 {
+    3
+}
+fn default_compression_min_size() -> usize {
+    1024
+}
+fn default_compression_types() -> Vec<String> {
+    [
+        "application/json",
+        "application/problem+json",
+        "application/x-ndjson",
+        "text/*",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn default_listen() -> Vec<String> {
@@ -383,6 +505,9 @@ pub struct SelfServiceSection {
     /// Name of the field carrying the new key's plaintext.
     #[serde(default = "default_key_field")]
     pub key_field: String,
+    /// CORS on this endpoint; absent: `"inherit"`.
+    #[serde(default)]
+    pub cors: Option<CorsChoice>,
 }
 
 fn default_key_field() -> String {
@@ -628,6 +753,10 @@ pub struct RouteSection {
     /// admitted and charged as one call when it starts. Off: refused with 400.
     #[serde(default)]
     pub upgrade: bool,
+    /// CORS on this route: `"inherit"` (absent), `"off"`, `"origin"` or a
+    /// table overriding fields of `[cors]`.
+    #[serde(default)]
+    pub cors: Option<CorsChoice>,
 }
 
 fn default_cost() -> u64 {
@@ -659,6 +788,9 @@ pub struct TrialSection {
     /// "off"` to issue trial keys without it. Required: absent is an error.
     #[serde(default)]
     pub verification: Option<VerificationChoice>,
+    /// CORS on this endpoint; absent: `"inherit"`.
+    #[serde(default)]
+    pub cors: Option<CorsChoice>,
 }
 
 fn default_trial_ttl() -> String {
@@ -729,4 +861,79 @@ fn default_verification_field() -> String {
 }
 fn default_verification_timeout() -> String {
     "5s".into()
+}
+
+/// `[cors]`, or a route's or endpoint's `cors` table: every field optional
+/// (the global section's defaults are in [`crate::cors::CorsRules`]; a
+/// route's table overrides the global section field by field).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSection {
+    /// `["*"]`, exact origins (`https://app.example.com`) or wildcard
+    /// subdomains (`https://*.example.com`); entries may be comma-separated.
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
+    /// `Access-Control-Allow-Methods`.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// `Access-Control-Allow-Headers`: request headers a preflight may announce.
+    #[serde(default)]
+    pub allow_headers: Option<Vec<String>>,
+    /// `Access-Control-Expose-Headers`: response headers a script may read.
+    #[serde(default)]
+    pub expose_headers: Option<Vec<String>>,
+    /// `Access-Control-Max-Age`, a duration (`"10m"`).
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// `Access-Control-Allow-Credentials: true`; never with `origins = ["*"]`.
+    #[serde(default)]
+    pub credentials: Option<bool>,
+}
+
+/// A route's or endpoint's `cors`: `"inherit"`, `"off"`, `"origin"` (routes
+/// only: CORS is the origin server's), or a table overriding `[cors]`.
+#[derive(Debug)]
+pub enum CorsChoice {
+    /// The global `[cors]` (off without one).
+    Inherit,
+    /// No CORS here.
+    Off,
+    /// Left to the origin server.
+    Origin,
+    /// The global section with these fields replaced.
+    Table(CorsSection),
+}
+
+impl<'de> Deserialize<'de> for CorsChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct Choice;
+
+        impl<'de> Visitor<'de> for Choice {
+            type Value = CorsChoice;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"inherit\", \"off\", \"origin\" or a table of [cors] fields")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "inherit" => Ok(CorsChoice::Inherit),
+                    "off" => Ok(CorsChoice::Off),
+                    "origin" => Ok(CorsChoice::Origin),
+                    other => Err(E::custom(format!(
+                        "{other:?} is not \"inherit\", \"off\" or \"origin\" (or a table of [cors] fields)"
+                    ))),
+                }
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                CorsSection::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(CorsChoice::Table)
+            }
+        }
+
+        d.deserialize_any(Choice)
+    }
 }

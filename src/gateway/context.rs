@@ -1,6 +1,7 @@
 //! The per-request context: every decision the pipeline makes is recorded here
 //! for the later hooks (forwarding, response headers, logging).
 
+use super::cors::CorsState;
 use crate::gatekeeper::Principal;
 use crate::metering::Plan;
 use crate::routing::{NormalPath, Route};
@@ -18,6 +19,9 @@ pub enum Decision {
     Admitted,
     /// Answered by a management endpoint.
     Managed,
+    /// A CORS preflight: answered by tollgate, or forwarded unmetered to an
+    /// origin that handles CORS itself.
+    Preflight,
     /// Refused by tollgate.
     Rejected(&'static str),
 }
@@ -30,6 +34,7 @@ impl Decision {
             Decision::Public => "public",
             Decision::Admitted => "admitted",
             Decision::Managed => "managed",
+            Decision::Preflight => "preflight",
             Decision::Rejected(_) => "rejected",
         }
     }
@@ -58,6 +63,8 @@ pub struct RequestCtx {
     pub peer_trusted: bool,
     /// The management endpoint answering this request, if any.
     pub endpoint: Option<&'static str>,
+    /// The request's `Origin` and the CORS headers its responses get.
+    pub cors: CorsState,
 }
 
 impl RequestCtx {
@@ -77,6 +84,7 @@ impl RequestCtx {
             peer: None,
             peer_trusted: false,
             endpoint: None,
+            cors: CorsState::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! to the pipeline, the forwarding rules and the response writer.
 
 pub mod context;
+pub mod cors;
 mod endpoint;
 mod forward;
 pub mod pipeline;
@@ -48,7 +49,8 @@ impl Proxy {
             .with_label_values(&[err.kind.name()])
             .inc();
         ctx.decision = Decision::Rejected(err.kind.name());
-        let reply = self.gatekeeper.config.errors.render(&err);
+        let mut reply = self.gatekeeper.config.errors.render(&err);
+        ctx.cors.decorate(&mut reply);
         ctx.local_reply_status = Some(reply.status);
         if let Err(e) = writer::write(session, reply).await {
             log::debug!("could not write error response: {e}");
@@ -68,7 +70,8 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         match self.pipeline(session, ctx).await {
             Ok(Flow::Forward) => Ok(false),
-            Ok(Flow::Respond(reply)) => {
+            Ok(Flow::Respond(mut reply)) => {
+                ctx.cors.decorate(&mut reply);
                 ctx.local_reply_status = Some(reply.status);
                 if let Err(e) = writer::write(session, reply).await {
                     log::debug!("could not write response: {e}");
@@ -119,7 +122,8 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    /// Adds the rate-limit headers to the origin's response.
+    /// Adds the rate-limit headers to the origin's response, and writes its
+    /// CORS headers where tollgate handles CORS.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -135,7 +139,7 @@ impl ProxyHttp for Proxy {
         for (name, value) in &ctx.response_headers {
             upstream_response.insert_header(name.clone(), value.as_str())?;
         }
-        Ok(())
+        ctx.cors.rewrite(upstream_response)
     }
 
     /// Answers an origin failure with the profile's JSON 502, and anything else

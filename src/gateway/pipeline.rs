@@ -1,12 +1,16 @@
 //! The request pipeline of `request_filter`, in one direction: screening and
-//! path normalisation, the endpoint resolved once ([`endpoint::resolve`]), then
-//! applied: one of tollgate's own endpoints answers here; a route's caller is
+//! path normalisation, the endpoint resolved once ([`cors::resolve`] over
+//! `endpoint::resolve`), its CORS applied (a preflight is answered here, or
+//! forwarded where the route leaves CORS to the origin), then the endpoint:
+//! one of tollgate's own endpoints answers here; a route's caller is
 //! resolved, checked against the plan and admitted, and the request forwarded.
 
 use super::context::{Decision, RequestCtx};
-use super::endpoint::{self, Endpoint};
+use super::cors::{self, CorsState};
+use super::endpoint::Endpoint;
 use super::screening;
 use super::Proxy;
+use crate::cors::Cors;
 use crate::gatekeeper::{Charge, Principal};
 use crate::management::{self, Managed};
 use crate::reply::{ApiError, ErrorKind, Reply};
@@ -53,6 +57,7 @@ impl Proxy {
     ) -> Result<Flow, ApiError> {
         let cfg = &self.gatekeeper.config;
         let req = session.req_header();
+        ctx.cors = CorsState::new(req, &cfg.cors.global);
         if header_bytes(req) > cfg.server.max_header_bytes {
             return Err(ApiError::new(ErrorKind::HeadersTooLarge));
         }
@@ -69,10 +74,23 @@ impl Proxy {
         ctx.client_ip = Some(client_ip);
         ctx.peer = Some(peer);
         ctx.peer_trusted = cfg.client_ip.is_trusted(peer);
-        let endpoint = endpoint::resolve(cfg, &method, &path);
+        let announced = cors::announced_method(cfg, req, &ctx.cors);
+        let (endpoint, preflight) = cors::resolve(cfg, &method, &path, announced);
         ctx.path = Some(path);
-        match endpoint? {
-            Endpoint::Route(route) => self.route(session, ctx, route, client_ip).await,
+        let endpoint = endpoint?;
+        // Right after the endpoint is known, before any credential: its CORS
+        // headers go on every answer from here on, refusals included.
+        let mode = cors::mode_of(cfg, &endpoint);
+        ctx.cors.enter(mode);
+        let forward_preflight = preflight && matches!(mode, Cors::Origin);
+        if preflight && !forward_preflight {
+            return Self::preflight(ctx, &endpoint);
+        }
+        match endpoint {
+            Endpoint::Route(route) => {
+                self.route(session, ctx, route, client_ip, forward_preflight)
+                    .await
+            }
             own => {
                 ctx.decision = Decision::Managed;
                 ctx.endpoint = own.label();
@@ -84,6 +102,18 @@ impl Proxy {
                 Ok(Flow::Respond(managed.reply))
             }
         }
+    }
+
+    /// Answers a preflight for an endpoint whose CORS tollgate handles:
+    /// without a credential, unmetered, never forwarded.
+    fn preflight(ctx: &mut RequestCtx, endpoint: &Endpoint) -> Result<Flow, ApiError> {
+        match endpoint {
+            Endpoint::Route(route) => ctx.route = Some(route.clone()),
+            own => ctx.endpoint = own.label(),
+        }
+        let reply = ctx.cors.preflight()?;
+        ctx.decision = Decision::Preflight;
+        Ok(Flow::Respond(reply))
     }
 
     /// Answers one of tollgate's own endpoints.
@@ -128,14 +158,16 @@ impl Proxy {
         }
     }
 
-    /// A route: public routes forward as they are; others resolve the caller,
-    /// check the plan and admit the call.
+    /// A route: public routes forward as they are, and so do preflights for
+    /// a route that leaves CORS to the origin (`preflight`), without a body;
+    /// others resolve the caller, check the plan and admit the call.
     async fn route(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         route: Arc<Route>,
         client_ip: IpAddr,
+        preflight: bool,
     ) -> Result<Flow, ApiError> {
         let gk = &self.gatekeeper;
         let Some(mut path) = ctx.path.take() else {
@@ -152,6 +184,12 @@ impl Proxy {
         if route.access == Access::Public {
             ctx.path = Some(path);
             ctx.decision = Decision::Public;
+            return Ok(Flow::Forward);
+        }
+        if preflight {
+            screening::no_body(&session.req_header().headers, "a CORS preflight")?;
+            ctx.path = Some(path);
+            ctx.decision = Decision::Preflight;
             return Ok(Flow::Forward);
         }
         let headers = &session.req_header().headers;

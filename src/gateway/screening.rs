@@ -110,6 +110,14 @@ fn has_body(headers: &HeaderMap) -> bool {
             .any(|v| v.as_bytes().iter().any(|&b| b != b'0'))
 }
 
+/// Refuses a body on a request that must not have one (`what` names it).
+pub fn no_body(headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    if has_body(headers) {
+        return Err(bad_request(format!("{what} has no body")));
+    }
+    Ok(())
+}
+
 /// On a plan with query policies (a result cap, no pagination), refuses what
 /// could carry the same parameters past them: a request body, and matrix
 /// parameters in the path (`/entries;limit=50`, read by Spring's

@@ -6,6 +6,7 @@ pub mod path;
 
 pub use path::{loose_path, loose_segment, normalize, NormalPath, PathError};
 
+use crate::cors::Cors;
 use http::Method;
 use std::sync::Arc;
 
@@ -124,6 +125,8 @@ pub struct Route {
     /// Whether a protocol upgrade (`Upgrade: websocket`) may pass: admitted
     /// and charged as one call when it starts, then an unmetered tunnel.
     pub upgrade: bool,
+    /// How the route takes part in CORS (`inherit` resolved).
+    pub cors: Cors,
 }
 
 /// Result of matching a request.
@@ -217,6 +220,7 @@ mod tests {
             plans: Vec::new(),
             on_store_failure: StoreFailure::FailClosed,
             upgrade: false,
+            cors: Cors::Off,
         }
     }
 
@@ -293,6 +297,7 @@ mod tests {
             plans: Vec::new(),
             on_store_failure: StoreFailure::FailClosed,
             upgrade: false,
+            cors: Cors::Off,
         };
         let t = RouteTable::new(vec![
             r("health", "/api/health", vec![Method::GET], Access::Public),

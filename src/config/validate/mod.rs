@@ -3,10 +3,12 @@
 //!
 //! One function per section, called by [`compile`] in the order the issues are
 //! reported: server, admin, metrics, store, client IP, credentials, keys,
-//! errors, plans, anonymous plan, origins, routes, public keys, self-service,
-//! short-lived tokens, query, trial.
+//! errors, plans, anonymous plan, origins, CORS, routes, public keys,
+//! self-service, short-lived tokens, query, trial.
 
 mod callers;
+mod compression;
+mod cors;
 mod errors;
 mod origins;
 mod plans;
@@ -15,6 +17,7 @@ mod self_service;
 mod server;
 mod short_lived;
 mod store;
+mod tls;
 mod trial;
 
 use super::duration::parse_duration;
@@ -136,7 +139,16 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         .and_then(|a| plans::find_plan(&mut is, &plans, "anonymous.plan", &a.plan));
     let origins = origins::compile_origins(&mut is, &file.origins);
     let has_anonymous = anonymous_plan.is_some() || file.anonymous.is_some();
-    let routes = routes::compile_routes(&mut is, &file.routes, &plans, &origins, has_anonymous);
+    let mut cors = cors::compile_cors(&mut is, &file);
+    let routes = routes::compile_routes(
+        &mut is,
+        &file.routes,
+        &plans,
+        &origins,
+        has_anonymous,
+        &cors.global,
+    );
+    cors.enabled |= routes.iter().any(|r| r.cors.is_on());
     plans::check_anonymous_plan(&mut is, anonymous_plan.as_deref());
     let public_keys = callers::compile_public_keys(&mut is, &file.keys.public, &plans);
     let self_service = file
@@ -173,5 +185,6 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         self_service,
         query,
         short_lived,
+        cors,
     })
 }

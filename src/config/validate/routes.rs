@@ -1,9 +1,11 @@
 //! `[[routes]]`: names, path patterns, methods, access, origin, allowed plans,
-//! store-failure mode, and each route's cost against the plans' budgets.
+//! store-failure mode, CORS, and each route's cost against the plans' budgets.
 
+use super::cors::compile_route_cors;
 use super::Issues;
 use crate::config::model::OriginSettings;
 use crate::config::schema::RouteSection;
+use crate::cors::Cors;
 use crate::metering::Plan;
 use crate::routing::{Access, Pattern, Route, StoreFailure};
 use http::Method;
@@ -11,13 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Every `[[routes]]`, in order; at least one is required. `has_anonymous`:
-/// whether an `[anonymous]` section exists (an anonymous route needs one).
+/// whether an `[anonymous]` section exists (an anonymous route needs one);
+/// `cors`: the global policy a route's `cors` inherits or overrides.
 pub(super) fn compile_routes(
     is: &mut Issues,
     sections: &[RouteSection],
     plans: &BTreeMap<String, Arc<Plan>>,
     origins: &BTreeMap<String, OriginSettings>,
     has_anonymous: bool,
+    cors: &Cors,
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut names = BTreeSet::new();
@@ -31,7 +35,9 @@ pub(super) fn compile_routes(
                 format!("route name {:?} is used twice", r.name),
             );
         }
-        routes.push(compile_route(is, &key, r, origins, has_anonymous));
+        let mut route = compile_route(is, &key, r, origins, has_anonymous);
+        route.cors = compile_route_cors(is, &key, r.cors.as_ref(), cors);
+        routes.push(route);
         for (j, plan) in r.plans.iter().enumerate() {
             if !plans.contains_key(plan) {
                 is.add(
@@ -94,6 +100,7 @@ fn compile_route(
         plans: r.plans.clone(),
         on_store_failure,
         upgrade: r.upgrade,
+        cors: Cors::Off,
     }
 }
 

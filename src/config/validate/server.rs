@@ -1,12 +1,34 @@
 //! `[server]`, `[admin]` and `[metrics]`: the listeners and their limits.
 
+use super::compression::compile_compression;
+use super::tls::compile_tls;
 use super::{ca_pem, socket_addr, split_list, Issues};
 use crate::config::duration::parse_duration;
-use crate::config::model::{AdminSettings, ServerSettings};
+use crate::config::model::{AdminSettings, ClientLimits, ServerSettings};
 use crate::config::schema::{AdminSection, MetricsSection, ServerSection};
 use std::time::Duration;
 
-/// `[server]`: listen addresses, threads, size limits, shutdown grace, upstream CAs.
+/// The slow- and idle-client limits of `[server]`.
+fn client_limits(is: &mut Issues, s: &ServerSection) -> ClientLimits {
+    let header_timeout = is.duration("server.request_header_timeout", &s.request_header_timeout);
+    let body_timeout = is.duration("server.request_body_timeout", &s.request_body_timeout);
+    let idle_timeout = is.duration("server.idle_timeout", &s.idle_timeout);
+    if idle_timeout < Duration::from_secs(1) {
+        is.add("server.idle_timeout", "must be at least 1s");
+    }
+    if s.max_requests_per_connection == 0 {
+        is.add("server.max_requests_per_connection", "must be at least 1");
+    }
+    ClientLimits {
+        header_timeout,
+        body_timeout,
+        idle_timeout,
+        max_requests_per_connection: s.max_requests_per_connection,
+    }
+}
+
+/// `[server]`: listen addresses, threads, size limits, shutdown grace,
+/// upstream CAs, client limits, HTTPS and compression.
 pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettings {
     let listen = split_list(&s.listen);
     if listen.is_empty() {
@@ -40,6 +62,9 @@ pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettin
                 Some(path.to_string())
             }
         },
+        clients: client_limits(is, s),
+        https: s.tls.as_ref().and_then(|t| compile_tls(is, t)),
+        compression: compile_compression(is, &s.compression),
     }
 }
 
