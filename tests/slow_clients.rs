@@ -229,6 +229,42 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
+fn a_slow_header_on_a_kept_alive_connection_is_cut_too() {
+    let origin = start_origin();
+    let gate = start_gate(
+        GateOpts::new(&fixture("edge.toml"), &origin.addr)
+            .env("TOLLGATE_HEADER_TIMEOUT", "1s")
+            .env("TOLLGATE_IDLE_TIMEOUT", "2s"),
+    );
+    let mut s = TcpStream::connect(gate.url.trim_start_matches("http://")).expect("connect");
+    s.write_all(b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"));
+    // The next request, one byte every 400 ms: each read is well within the
+    // idle timeout, the whole header never is. Idle + header = 3 s.
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(400)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        assert!(start.elapsed() < Duration::from_secs(10), "never closed");
+        if s.write_all(b"G").is_err() {
+            break start.elapsed();
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break start.elapsed(),
+            Ok(_) => panic!("answered a request that never ended"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break start.elapsed(),
+        }
+    };
+    assert!(
+        closed >= Duration::from_millis(2_900) && closed <= Duration::from_secs(7),
+        "closed after {closed:?} (idle 2s + header 1s)"
+    );
+}
+
+#[test]
 fn a_stalled_body_is_cut_at_the_body_timeout() {
     let origin = start_origin();
     let gate = start_gate(
@@ -261,6 +297,9 @@ fn a_connection_serves_at_most_max_requests() {
             .expect("request");
         let head = read_response(&mut s);
         assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
+        // The last response says so.
+        let closes = head.to_ascii_lowercase().contains("connection: close");
+        assert_eq!(closes, i == 50, "request {i}: {head}");
     }
     // The 50th was the last: the gateway closes, the 51st is never answered.
     let _ = s.write_all(b"GET /api/health HTTP/1.1\r\nHost: t\r\n\r\n");

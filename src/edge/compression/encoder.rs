@@ -78,20 +78,35 @@ pub enum Encoder {
 
 impl Encoder {
     /// An encoder for `coding` at `level` (1 to 9: gzip's level, brotli's
-    /// quality, zstd's level).
-    pub fn new(coding: Coding, level: u32) -> io::Result<Self> {
+    /// quality, zstd's level). With the body's size, brotli and zstd size
+    /// their window and tables to it: for a small body, setting up those
+    /// tables costs more than compressing it.
+    pub fn new(coding: Coding, level: u32, size: Option<usize>) -> io::Result<Self> {
+        // log2 of a window that holds the whole body (brotli and zstd accept 10..).
+        let fit = |max: u32| {
+            size.map_or(max, |n| {
+                (usize::BITS - n.max(1).saturating_sub(1).leading_zeros()).clamp(10, max)
+            })
+        };
         Ok(match coding {
             Coding::Gzip => Self::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::new(level))),
             Coding::Brotli => Self::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
                 level,
-                20,
+                fit(20),
             ))),
-            Coding::Zstd => Self::Zstd(Mutex::new(zstd::stream::write::Encoder::new(
-                Vec::new(),
-                level as i32,
-            )?)),
+            Coding::Zstd => {
+                use zstd::stream::raw::CParameter;
+                let mut e = zstd::stream::write::Encoder::new(Vec::new(), level as i32)?;
+                if size.is_some() {
+                    let window = fit(22);
+                    e.set_parameter(CParameter::WindowLog(window))?;
+                    e.set_parameter(CParameter::HashLog(window.min(17)))?;
+                    e.set_parameter(CParameter::ChainLog(window.min(16)))?;
+                }
+                Self::Zstd(Mutex::new(e))
+            }
         })
     }
 
@@ -146,26 +161,28 @@ mod tests {
     fn every_encoder_ends_its_stream() {
         let body = br#"{"klines":[[1700000000000,60000.5,60120.5,59880.5]]}"#.repeat(40);
         for coding in [Coding::Gzip, Coding::Brotli, Coding::Zstd] {
-            let mut e = Encoder::new(coding, 3).expect("encoder");
-            let mut out = e.push(&body[..100]).expect("push");
-            out.extend(e.push(&body[100..]).expect("push"));
-            out.extend(e.finish().expect("finish"));
-            let mut back = Vec::new();
-            match coding {
-                Coding::Gzip => {
-                    flate2::read::GzDecoder::new(&out[..])
-                        .read_to_end(&mut back)
-                        .expect("gunzip");
+            for size in [None, Some(body.len())] {
+                let mut e = Encoder::new(coding, 3, size).expect("encoder");
+                let mut out = e.push(&body[..100]).expect("push");
+                out.extend(e.push(&body[100..]).expect("push"));
+                out.extend(e.finish().expect("finish"));
+                let mut back = Vec::new();
+                match coding {
+                    Coding::Gzip => {
+                        flate2::read::GzDecoder::new(&out[..])
+                            .read_to_end(&mut back)
+                            .expect("gunzip");
+                    }
+                    Coding::Brotli => {
+                        brotli::Decompressor::new(&out[..], 4096)
+                            .read_to_end(&mut back)
+                            .expect("unbrotli");
+                    }
+                    Coding::Zstd => back = zstd::decode_all(&out[..]).expect("unzstd"),
                 }
-                Coding::Brotli => {
-                    brotli::Decompressor::new(&out[..], 4096)
-                        .read_to_end(&mut back)
-                        .expect("unbrotli");
-                }
-                Coding::Zstd => back = zstd::decode_all(&out[..]).expect("unzstd"),
+                assert_eq!(back, body, "{coding:?} {size:?}");
+                assert!(out.len() < body.len() / 4, "{coding:?}: {}", out.len());
             }
-            assert_eq!(back, body, "{coding:?}");
-            assert!(out.len() < body.len() / 4, "{coding:?}: {}", out.len());
         }
     }
 }

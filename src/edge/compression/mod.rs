@@ -172,7 +172,8 @@ impl Compression {
         let Some(coding) = coding else {
             return Ok(());
         };
-        let encoder = Encoder::new(coding, self.settings.level).map_err(encoding_failed)?;
+        let size = header(resp, &CONTENT_LENGTH).and_then(|l| l.trim().parse().ok());
+        let encoder = Encoder::new(coding, self.settings.level, size).map_err(encoding_failed)?;
         mark_encoded(resp, coding)?;
         self.state = State::Encoding(encoder);
         Ok(())
