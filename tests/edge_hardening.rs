@@ -97,11 +97,12 @@ fn spoofed_identity_headers_never_reach_the_origin() {
                 "x-rewrite-url",
                 "x-http-method-override",
                 "x-forwarded-host",
-                "x-forwarded-proto",
             ] {
                 assert_ne!(dashed, gone, "{name} reached the origin");
             }
         }
+        // tollgate's own, not the client's `gopher`.
+        assert_eq!(h["x-forwarded-proto"], "http");
         assert_ne!(
             h.get("x-tollgate-key-id").and_then(Value::as_str),
             Some("00000000-0000-0000-0000-000000000000")

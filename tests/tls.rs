@@ -97,6 +97,9 @@ fn a_metered_call_over_https_is_charged_and_forwarded_like_one_over_http() {
         assert!(seen_http["headers"][name].is_string(), "{name} is set");
     }
     assert_eq!(seen_https["headers"]["x-forwarded-for"], "127.0.0.1");
+    // The scheme the client used, which the origin cannot see otherwise.
+    assert_eq!(seen_https["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(seen_http["headers"]["x-forwarded-proto"], "http");
     assert!(seen_https["headers"].get("authorization").is_none());
     // Without a key, HTTPS refuses like HTTP does.
     let (status, _, _) = get(&client, &g.url("b.test", "/api/echo"), &[]);

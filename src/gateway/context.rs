@@ -61,6 +61,8 @@ pub struct RequestCtx {
     pub peer: Option<std::net::IpAddr>,
     /// Whether the TCP peer may set the client-IP header.
     pub peer_trusted: bool,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
     /// The management endpoint answering this request, if any.
     pub endpoint: Option<&'static str>,
     /// The request's `Origin` and the CORS headers its responses get.
@@ -83,6 +85,7 @@ impl RequestCtx {
             client_ip: None,
             peer: None,
             peer_trusted: false,
+            tls: false,
             endpoint: None,
             cors: CorsState::default(),
         }

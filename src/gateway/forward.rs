@@ -73,11 +73,16 @@ fn scrub(config: &Config, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<(
             if let Some(list) = fwd {
                 req.insert_header("forwarded", format!("{list}, {}", forwarded_for(peer)))?;
             }
+            if !req.headers.contains_key("x-forwarded-proto") {
+                req.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
+            }
         }
         _ => {
             if let Some(ip) = ctx.client_ip {
                 req.insert_header("x-forwarded-for", ip.to_string())?;
             }
+            // The scheme the client used, which the origin cannot see.
+            req.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
         }
     }
     Ok(())

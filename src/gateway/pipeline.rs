@@ -74,6 +74,7 @@ impl Proxy {
         ctx.client_ip = Some(client_ip);
         ctx.peer = Some(peer);
         ctx.peer_trusted = cfg.client_ip.is_trusted(peer);
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let announced = cors::announced_method(cfg, req, &ctx.cors);
         let (endpoint, preflight) = cors::resolve(cfg, &method, &path, announced);
         ctx.path = Some(path);
