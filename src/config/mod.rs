@@ -1,6 +1,7 @@
 //! Configuration: the TOML file schema, `${VAR}` interpolation, validation that
 //! collects every error with its key path, and the compiled internal model.
 
+pub mod certificates;
 pub mod duration;
 pub mod env;
 pub mod model;

@@ -5,13 +5,12 @@
 //! [`proxy_service`] wraps the Pingora proxy in these layers; the request
 //! pipeline itself (the `gateway`) is the same whatever the protocol.
 
-pub mod certificates;
 pub mod compression;
 pub mod connection;
 pub mod reload;
 
+use crate::config::certificates::{load, CertificateStore};
 use crate::config::ServerSettings;
-use certificates::{load, CertificateStore};
 use compression::Compression;
 use connection::{server_options, ClientConnections, RequestProgress, SessionLimits};
 use pingora::listeners::tls::TlsSettings;

@@ -2,7 +2,7 @@
 //! files and swaps a certificate in when its files change. A file that cannot
 //! be loaded leaves the certificate in service as it was, with an error logged.
 
-use super::certificates::{load, CertificateStore};
+use crate::config::certificates::{load, CertificateStore};
 use crate::config::CertificateFiles;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;

@@ -3,9 +3,9 @@
 //! not match, or a certificate without names is reported with its key.
 
 use super::{socket_addr, split_list, Issues};
+use crate::config::certificates::{load, CertificateError};
 use crate::config::model::{CertificateFiles, HttpsSettings};
 use crate::config::schema::{TlsCertificateSection, TlsSection};
-use crate::edge::certificates::{load, CertificateError};
 
 /// Whether a configured server name is a DNS name or a one-label wildcard.
 fn valid_name(name: &str) -> bool {
