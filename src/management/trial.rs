@@ -16,12 +16,32 @@ use pingora::proxy::Session;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 #[derive(Deserialize)]
 struct SiteverifyAnswer {
     success: bool,
     #[serde(default, rename = "error-codes")]
     error_codes: Vec<String>,
+}
+
+/// Verifications in flight at once, per process: the trial endpoint has no
+/// per-IP limit (its document allows none), so this bounds the outbound calls
+/// a flood of trial requests can start.
+pub const MAX_VERIFICATIONS: usize = 64;
+
+static VERIFICATIONS: Semaphore = Semaphore::const_new(MAX_VERIFICATIONS);
+
+/// A place among the verifications in flight, or a 503 when all are taken.
+fn verification_slot(slots: &Semaphore) -> Result<SemaphorePermit<'_>, ApiError> {
+    slots.try_acquire().map_err(|_| {
+        log::debug!("human verification busy: {MAX_VERIFICATIONS} in flight");
+        ApiError::detail(
+            ErrorKind::Unavailable,
+            "human verification is busy; retry shortly",
+        )
+        .header("Retry-After", "1")
+    })
 }
 
 /// Asks the siteverify API whether `response` is a human's.
@@ -31,6 +51,7 @@ pub async fn verify_human(
     response: &str,
     ip: IpAddr,
 ) -> Result<(), ApiError> {
+    let _slot = verification_slot(&VERIFICATIONS)?;
     let ip = ip.to_string();
     let form = [
         ("secret", v.secret.as_str()),
@@ -142,4 +163,24 @@ pub async fn issue(
     let mut reply = Reply::json(201, &issued.to_json());
     reply.headers = headers;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifications_in_flight_are_bounded() {
+        let slots = Semaphore::new(2);
+        let a = verification_slot(&slots).expect("first");
+        let _b = verification_slot(&slots).expect("second");
+        let busy = verification_slot(&slots).expect_err("third");
+        assert_eq!(busy.kind, ErrorKind::Unavailable);
+        assert!(busy
+            .headers
+            .iter()
+            .any(|(k, v)| k == "Retry-After" && v == "1"));
+        drop(a);
+        assert!(verification_slot(&slots).is_ok());
+    }
 }
