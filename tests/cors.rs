@@ -14,7 +14,6 @@
 mod common;
 
 use common::*;
-use std::collections::HashMap;
 use std::process::Command;
 
 on_both_stores!(preflight_is_never_forwarded_or_charged);
@@ -41,45 +40,8 @@ fn small_key(gate: &Gate, account: &str) -> String {
     gate.create_key(account, "browser-backend").1
 }
 
-/// Sends a request to the proxy; a header sent several times (`Vary`, when
-/// the compression module adds `Accept-Encoding` to tollgate's `Origin`) is
-/// read as one comma-separated list.
-fn send(
-    gate: &Gate,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Resp {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut req = gate.client.request(method, format!("{}{}", gate.url, path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let r = req.send().expect("proxy request");
-    let status = r.status().as_u16();
-    let mut joined: HashMap<String, String> = HashMap::new();
-    for (name, value) in r.headers() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        joined
-            .entry(name.as_str().to_string())
-            .and_modify(|v| *v = format!("{v}, {value}"))
-            .or_insert(value);
-    }
-    Resp {
-        status,
-        headers: joined,
-        body: r.text().unwrap_or_default(),
-    }
-}
-
 fn get(gate: &Gate, path: &str, headers: &[(&str, &str)]) -> Resp {
-    send(gate, "GET", path, headers, None)
+    gate.send("GET", path, headers, None)
 }
 
 /// Whether the response's `Vary` names `Origin`.
@@ -93,8 +55,7 @@ fn varies_on_origin(r: &Resp) -> bool {
 /// A short-lived token minted from `key` with a request limit.
 fn mint(gate: &Gate, key: &str, limit: u32) -> String {
     let body = format!(r#"{{"requestLimit": "{limit}"}}"#);
-    let r = send(
-        gate,
+    let r = gate.send(
         "POST",
         "/auth/tokens",
         &[("authorization", &format!("Bearer {key}"))],
@@ -115,7 +76,7 @@ fn preflight_with(gate: &Gate, path: &str, origin: &str, extra: &[(&str, &str)])
         ("access-control-request-headers", "authorization"),
     ];
     headers.extend_from_slice(extra);
-    send(gate, "OPTIONS", path, &headers, None)
+    gate.send("OPTIONS", path, &headers, None)
 }
 
 fn preflight(gate: &Gate, path: &str, origin: &str) -> Resp {
@@ -198,8 +159,7 @@ fn preflight_from_an_allowed_origin_is_answered_by_tollgate() {
         assert_eq!(r.body, "");
     }
     // tollgate's own token endpoint inherits [cors] too.
-    let r = send(
-        &gate,
+    let r = gate.send(
         "OPTIONS",
         "/auth/tokens",
         &[
@@ -397,8 +357,7 @@ fn a_route_that_leaves_cors_to_the_origin_gets_nothing_added() {
     assert_no_cors(&r);
     assert!(!varies_on_origin(&r), "{:?}", r.header("vary"));
     // A preflight carries no body past tollgate.
-    let r = send(
-        &gate,
+    let r = gate.send(
         "OPTIONS",
         "/api/markets",
         &[("origin", APP), ("access-control-request-method", "GET")],
@@ -502,8 +461,7 @@ fn the_mobula_profile_allows_any_origin_without_credentials() {
     // tollgate's own endpoint's reply (a minted token) is readable too.
     gate.create_account("acme", "startup");
     let key = gate.create_key("acme", "frontend-server").1;
-    let r = send(
-        &gate,
+    let r = gate.send(
         "POST",
         "/api/2/auth/tokens",
         &[

@@ -45,6 +45,8 @@ impl Decision {
 pub struct RequestCtx {
     pub started: Instant,
     pub path: Option<NormalPath>,
+    /// The target the origin receives (the normalised path and the query).
+    pub upstream_uri: Option<http::Uri>,
     pub route: Option<Arc<Route>>,
     pub principal: Option<Principal>,
     pub plan: Option<Arc<Plan>>,
@@ -75,6 +77,7 @@ impl RequestCtx {
         Self {
             started: Instant::now(),
             path: None,
+            upstream_uri: None,
             route: None,
             principal: None,
             plan: None,

@@ -95,12 +95,8 @@ pub fn prepare(
     req: &mut RequestHeader,
     ctx: &RequestCtx,
 ) -> Result<()> {
-    if let Some(path) = &ctx.path {
-        let uri = path
-            .upstream_target()
-            .parse::<http::Uri>()
-            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream target", e))?;
-        req.set_uri(uri);
+    if let Some(uri) = &ctx.upstream_uri {
+        req.set_uri(uri.clone());
     }
     scrub(config, req, ctx)?;
     if let Some(route) = &ctx.route {

@@ -14,7 +14,7 @@ use crate::cors::Cors;
 use crate::gatekeeper::{Charge, Principal};
 use crate::management::{self, Managed};
 use crate::reply::{ApiError, ErrorKind, Reply};
-use crate::routing::{self, Access, Route};
+use crate::routing::{self, Access, NormalPath, Route};
 use http::Method;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -46,6 +46,16 @@ pub fn peer_ip(session: &Session) -> IpAddr {
         .and_then(|a| a.as_inet())
         .map(|s| s.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// The request target the origin receives, parsed once per request.
+fn upstream_uri(path: &NormalPath) -> Result<http::Uri, ApiError> {
+    path.upstream_target().parse().map_err(|_| {
+        ApiError::detail(
+            ErrorKind::BadRequest,
+            "the request target has characters that must be percent-encoded",
+        )
+    })
 }
 
 impl Proxy {
@@ -174,12 +184,7 @@ impl Proxy {
         let Some(mut path) = ctx.path.take() else {
             return Err(ApiError::new(ErrorKind::Internal));
         };
-        if path.upstream_target().parse::<http::Uri>().is_err() {
-            return Err(ApiError::detail(
-                ErrorKind::BadRequest,
-                "the request target has characters that must be percent-encoded",
-            ));
-        }
+        ctx.upstream_uri = Some(upstream_uri(&path)?);
         screening::upgrade(session.req_header_mut(), &route)?;
         ctx.route = Some(route.clone());
         if route.access == Access::Public {
@@ -211,8 +216,13 @@ impl Proxy {
             ));
         }
         screening::plan_parameters(headers, &path.canonical, &plan)?;
-        path.query = super::policy::check_query(path.query.as_deref(), &plan, &gk.config.query)
+        let query = super::policy::check_query(path.query.as_deref(), &plan, &gk.config.query)
             .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
+        if query != path.query {
+            // The plan's cap was added to the query: the target changed.
+            path.query = query;
+            ctx.upstream_uri = Some(upstream_uri(&path)?);
+        }
         ctx.path = Some(path);
         let (owner, bucket) = gk.metering_target(&principal, &plan);
         ctx.plan = Some(plan.clone());

@@ -38,16 +38,16 @@ impl Resp {
 /// Reads a reqwest response into a [`Resp`].
 pub(super) fn reduce(r: reqwest::blocking::Response) -> Resp {
     let status = r.status().as_u16();
-    let headers = r
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    // A header sent several times (`Vary` from tollgate and the compression
+    // module) reads as one comma-separated list, as HTTP defines it.
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for (name, value) in r.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|v| *v = format!("{v}, {value}"))
+            .or_insert(value);
+    }
     let body = r.text().unwrap_or_default();
     Resp {
         status,
