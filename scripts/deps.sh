@@ -23,3 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# oha: the fixed-rate load generator with latency correction (benches only).
+if [ "${1:-build}" = bench ] && ! command -v oha >/dev/null 2>&1; then
+  echo "installing: oha (cargo install)"
+  cargo install --locked --quiet oha
+fi

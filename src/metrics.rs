@@ -3,8 +3,8 @@
 //! `tollgate_`.
 
 use pingora_prometheus::prometheus::{
-    self, exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts,
+    self, exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts,
 };
 use std::sync::LazyLock;
 
@@ -38,6 +38,8 @@ pub struct Metrics {
     pub redis_errors: IntCounterVec,
     /// 1 while the Redis circuit breaker is open.
     pub redis_breaker_open: IntGauge,
+    /// Admissions per script call (coalesced admissions).
+    pub redis_admit_batch: Histogram,
     /// Decisions made while the store was unreachable, by route and outcome.
     pub degraded_decisions: IntCounterVec,
     /// Short-lived token events: `created`, `revoked`, `exhausted`.
@@ -74,6 +76,22 @@ fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     register(
         HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
             .expect("valid histogram"),
+    )
+}
+
+/// Admissions per script call: 1, 2, 4, … 128.
+#[allow(clippy::expect_used)]
+fn batch_histogram() -> Histogram {
+    let buckets = exponential_buckets(1.0, 2.0, 8).expect("valid buckets");
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_redis_admit_batch_size",
+                "Admissions sent to Redis in one script call",
+            )
+            .buckets(buckets),
+        )
+        .expect("valid histogram"),
     )
 }
 
@@ -173,6 +191,7 @@ impl Metrics {
                 &["op", "kind"],
             ),
             redis_breaker_open,
+            redis_admit_batch: batch_histogram(),
             degraded_decisions: counter(
                 "tollgate_degraded_decisions_total",
                 "Decisions made while the store was unreachable",

@@ -22,6 +22,7 @@ impl RedisStore {
         let key = account_key(id);
         let k = key.clone();
         let raw: Option<String> = self
+            .link
             .call(op, deadline, |mut c| async move { c.get(k).await })
             .await?;
         raw.map(|r| decode("account", &key, &r)).transpose()
@@ -46,6 +47,7 @@ impl RedisStore {
             inv.arg(now);
         }
         let (changed, balance): (i64, i64) = self
+            .link
             .call("credits", ADMIN_TIMEOUT, |mut c| async move {
                 inv.invoke_async(&mut c).await
             })
@@ -63,6 +65,7 @@ impl AccountStore for RedisStore {
         let key = account_key(&account.id);
         let json = encode(&account)?;
         let created: bool = self
+            .link
             .call("create_account", ADMIN_TIMEOUT, |mut c| async move {
                 redis::cmd("SET")
                     .arg(key)

@@ -60,6 +60,7 @@ impl RedisStore {
         }
         let payload = hash.to_hex();
         let r: Result<i64, _> = self
+            .link
             .call("publish", ADMIN_TIMEOUT, |mut c| async move {
                 c.publish(INVALIDATE_CHANNEL, payload).await
             })
@@ -74,6 +75,7 @@ impl RedisStore {
         let key = hash_key(hash);
         let k = key.clone();
         let raw: Option<String> = self
+            .link
             .call("resolve", self.settings.timeout, |mut c| async move {
                 c.get(k).await
             })
@@ -114,12 +116,13 @@ impl RedisStore {
         if let (true, Some(exp)) = (records_expire(&stored.key), stored.key.expires_at) {
             cmd.arg("PXAT").arg(purge_at_ms(exp));
         }
-        self.call("insert_key", ADMIN_TIMEOUT, |mut c| async move {
-            cmd.query_async::<Option<String>>(&mut c)
-                .await
-                .map(|r| r.is_some())
-        })
-        .await
+        self.link
+            .call("insert_key", ADMIN_TIMEOUT, |mut c| async move {
+                cmd.query_async::<Option<String>>(&mut c)
+                    .await
+                    .map(|r| r.is_some())
+            })
+            .await
     }
 
     async fn save_identity(&self, stored: &StoredIdentity) -> Result<(), StoreError> {
@@ -160,6 +163,7 @@ impl RedisStore {
         let key = id_key(id);
         let k = key.clone();
         let hex: Option<String> = self
+            .link
             .call("key", ADMIN_TIMEOUT, |mut c| async move { c.get(k).await })
             .await?;
         hex.map(|h| KeyHash::from_hex(&h).ok_or_else(|| corrupt("key id", &key, "not a sha256")))
@@ -196,6 +200,7 @@ impl KeyStore for RedisStore {
                 .arg(key.id.to_string())
                 .arg(encode(&Summary::of(&key))?);
             let r: i64 = self
+                .link
                 .call("insert_key", ADMIN_TIMEOUT, |mut c| async move {
                     inv.invoke_async(&mut c).await
                 })
@@ -212,6 +217,7 @@ impl KeyStore for RedisStore {
             if let Some(account) = &stored.key.account {
                 let (hash, id) = (account_keys(account), stored.key.id.to_string());
                 let _: i64 = self
+                    .link
                     .call("insert_key", ADMIN_TIMEOUT, |mut c| async move {
                         c.hdel(hash, id).await
                     })
@@ -262,6 +268,7 @@ impl KeyStore for RedisStore {
         let key = account_keys(account);
         let k = key.clone();
         let raw: Vec<String> = self
+            .link
             .call("list_keys", ADMIN_TIMEOUT, |mut c| async move {
                 c.hvals(k).await
             })

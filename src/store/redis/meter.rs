@@ -1,9 +1,11 @@
-//! Admission in Redis: one `EVALSHA` of `admit.lua` takes a bucket's token, the
-//! owner's credits and a short-lived token's request, all or nothing, on Redis
-//! `TIME`. The arithmetic is [`gcra::step`](crate::metering::gcra::step) and
+//! Admission in Redis: `admit.lua` takes a bucket's token, the owner's
+//! credits and a short-lived token's request, all or nothing, on Redis `TIME`;
+//! concurrent admissions share one call ([`batch`](super::batch)). The
+//! arithmetic is [`gcra::step`](crate::metering::gcra::step) and
 //! [`CreditCharge`](crate::metering::credits::CreditCharge)'s, as the memory
 //! store runs it; `tests/store_parity.rs` holds the two to the same answers.
 
+use super::batch::{slot, Job, Reply};
 use super::layout::{bucket_key, credits_key, token_key};
 use super::RedisStore;
 use crate::metering::{Admission, AdmitOutcome, Verdict};
@@ -11,14 +13,10 @@ use crate::store::{Meter, StoreError};
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// `admit.lua`'s reply: code, remaining, retry after (µs), reset after (µs),
-/// balance, refill in (ms), token requests left.
-type Reply = (i64, i64, i64, i64, i64, i64, i64);
-
 /// The outcome `admit.lua`'s reply means for this admission. A revoked token
 /// answers nothing but the verdict, as in the memory store.
 fn outcome(a: &Admission, reply: Reply) -> AdmitOutcome {
-    let (code, remaining, retry_us, reset_us, balance, refill_ms, token_left) = reply;
+    let [code, remaining, retry_us, reset_us, balance, refill_ms, token_left] = reply;
     let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
     let verdict = match code {
         1 => Verdict::Allowed,
@@ -50,44 +48,69 @@ fn outcome(a: &Admission, reply: Reply) -> AdmitOutcome {
     }
 }
 
+/// `admit.lua`'s keys and arguments for `a`.
+fn job(a: &Admission) -> Job {
+    let bucket = bucket_key(&a.owner, &a.bucket);
+    let (charged, cost, budget, refill_ms) = match &a.credits {
+        Some(ch) => (1, ch.cost, ch.budget, ch.refill_ms.unwrap_or(0)),
+        None => (0, 0, 0, 0),
+    };
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Job {
+        slot: slot(&bucket),
+        credits: a.credits.as_ref().map(|_| credits_key(&a.owner)),
+        token: a.token.map(|id| token_key(&a.owner, Some(id))),
+        bucket,
+        args: [
+            a.interval_us,
+            i64::from(a.burst),
+            charged,
+            int(cost),
+            int(budget),
+            refill_ms,
+            i64::from(a.token.is_some()),
+        ],
+    }
+}
+
 impl RedisStore {
     /// [`Meter::admit`] with `admit.lua`'s clock fixed at `now_us` (µs since
-    /// the epoch) instead of Redis `TIME`. Only tests pass a time (the parity
-    /// table); the store passes `None`.
+    /// the epoch) instead of Redis `TIME`, in a call of its own. Only tests
+    /// pass a time (the parity table).
     pub async fn admit_at(
         &self,
         a: &Admission,
         now_us: Option<i64>,
     ) -> Result<AdmitOutcome, StoreError> {
-        let mut inv = self.admit_script.key(bucket_key(&a.owner, &a.bucket));
-        inv.key(credits_key(&a.owner))
-            .key(token_key(&a.owner, a.token))
-            .arg(a.interval_us)
-            .arg(a.burst);
-        match &a.credits {
-            Some(ch) => inv
-                .arg(1)
-                .arg(ch.cost)
-                .arg(ch.budget)
-                .arg(ch.refill_ms.unwrap_or(0)),
-            None => inv.arg(0).arg(0).arg(0).arg(0),
-        };
-        inv.arg(u8::from(a.token.is_some()));
-        if let Some(now) = now_us {
-            inv.arg(now);
-        }
-        let reply: Reply = self
-            .call("admit", self.settings.timeout, |mut c| async move {
-                inv.invoke_async(&mut c).await
-            })
+        self.admit_all_at(std::slice::from_ref(a), now_us)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Unavailable("admit.lua answered nothing".into())))
+    }
+
+    /// Admits `all` in order, in one script call, on `now_us` (tests) or
+    /// Redis `TIME`: what a batch of coalesced admissions does.
+    pub async fn admit_all_at(
+        &self,
+        all: &[Admission],
+        now_us: Option<i64>,
+    ) -> Result<Vec<Result<AdmitOutcome, StoreError>>, StoreError> {
+        let replies = self
+            .admissions
+            .admit_now(now_us, all.iter().map(job).collect())
             .await?;
-        Ok(outcome(a, reply))
+        Ok(all
+            .iter()
+            .zip(replies)
+            .map(|(a, reply)| reply.map(|r| outcome(a, r)))
+            .collect())
     }
 }
 
 #[async_trait]
 impl Meter for RedisStore {
     async fn admit(&self, a: &Admission) -> Result<AdmitOutcome, StoreError> {
-        self.admit_at(a, None).await
+        let reply = self.admissions.admit(job(a)).await?;
+        Ok(outcome(a, reply))
     }
 }

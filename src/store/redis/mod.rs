@@ -12,6 +12,7 @@
 //! every key, with the layout table.
 
 mod accounts;
+mod batch;
 mod breaker;
 mod cache;
 mod conn;
@@ -29,11 +30,12 @@ pub use layout::{bucket_key, credits_key, token_key, INVALIDATE_CHANNEL};
 use super::StoreError;
 use crate::config::RedisSettings;
 use crate::metrics::metrics;
+use batch::Admissions;
 use conn::Conn;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Deadline of management calls (not on the request path).
@@ -42,12 +44,19 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// The Redis store.
 pub struct RedisStore {
     pub settings: RedisSettings,
-    conn: OnceLock<Conn>,
-    breaker: Breaker,
+    link: Arc<Link>,
     pub cache: AuthCache,
-    admit_script: Script,
+    /// Admissions, coalesced into one script call per batch.
+    admissions: Arc<Admissions>,
     insert_key_script: Script,
     credits_script: Script,
+}
+
+/// The connection, once made, and the circuit breaker every call goes
+/// through: shared by the store and its admission batchers.
+pub(super) struct Link {
+    conn: OnceLock<Conn>,
+    breaker: Breaker,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -81,38 +90,12 @@ fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(unavailable)
 }
 
-impl RedisStore {
-    /// A store that connects later, in [`service::RedisService`] (or
-    /// [`Self::connect`]).
-    pub fn new(settings: RedisSettings) -> Self {
-        Self {
-            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cooldown),
-            cache: AuthCache::new(settings.auth_cache_ttl, settings.negative_cache_ttl),
-            settings,
-            conn: OnceLock::new(),
-            admit_script: Script::new(include_str!("admit.lua")),
-            insert_key_script: Script::new(include_str!("insert_key.lua")),
-            credits_script: Script::new(include_str!("credits.lua")),
-        }
-    }
-
-    /// Connects according to the settings, in the current tokio runtime. The
-    /// first connection stays: later calls connect and drop theirs.
-    pub async fn connect(&self) -> redis::RedisResult<()> {
-        let conn = Conn::connect(&self.settings).await?;
-        let _ = self.conn.set(conn);
-        Ok(())
-    }
-
+impl Link {
     fn conn(&self) -> Result<Conn, StoreError> {
         self.conn
             .get()
             .cloned()
             .ok_or_else(|| StoreError::Unavailable("not connected yet".into()))
-    }
-
-    fn connected(&self) -> bool {
-        self.conn.get().is_some()
     }
 
     fn is_cluster(&self) -> Result<bool, StoreError> {
@@ -162,6 +145,41 @@ impl RedisStore {
             }
         }
     }
+}
+
+impl RedisStore {
+    /// A store that connects later, in [`service::RedisService`] (or
+    /// [`Self::connect`]).
+    pub fn new(settings: RedisSettings) -> Self {
+        let link = Arc::new(Link {
+            conn: OnceLock::new(),
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cooldown),
+        });
+        Self {
+            link: link.clone(),
+            admissions: Arc::new(Admissions::new(link, settings.timeout)),
+            cache: AuthCache::new(settings.auth_cache_ttl, settings.negative_cache_ttl),
+            settings,
+            insert_key_script: Script::new(include_str!("insert_key.lua")),
+            credits_script: Script::new(include_str!("credits.lua")),
+        }
+    }
+
+    /// Connects according to the settings, in the current tokio runtime. The
+    /// first connection stays: later calls connect and drop theirs.
+    pub async fn connect(&self) -> redis::RedisResult<()> {
+        let conn = Conn::connect(&self.settings).await?;
+        let _ = self.link.conn.set(conn);
+        Ok(())
+    }
+
+    fn connected(&self) -> bool {
+        self.link.conn.get().is_some()
+    }
+
+    fn is_cluster(&self) -> Result<bool, StoreError> {
+        self.link.is_cluster()
+    }
 
     /// Runs one pipeline under [`ADMIN_TIMEOUT`] and reads its replies.
     async fn query<T: redis::FromRedisValue>(
@@ -169,10 +187,11 @@ impl RedisStore {
         op: &'static str,
         pipe: redis::Pipeline,
     ) -> Result<T, StoreError> {
-        self.call(op, ADMIN_TIMEOUT, |mut c| async move {
-            pipe.query_async(&mut c).await
-        })
-        .await
+        self.link
+            .call(op, ADMIN_TIMEOUT, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await
     }
 
     /// Runs pipelines whose commands each stay in one Cluster slot: merged

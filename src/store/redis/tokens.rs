@@ -22,12 +22,13 @@ impl RedisStore {
         parent: Uuid,
     ) -> Result<Vec<String>, StoreError> {
         let set = token_set_key(owner, parent);
-        self.call(
-            op,
-            ADMIN_TIMEOUT,
-            |mut c| async move { c.smembers(set).await },
-        )
-        .await
+        self.link
+            .call(
+                op,
+                ADMIN_TIMEOUT,
+                |mut c| async move { c.smembers(set).await },
+            )
+            .await
     }
 }
 
@@ -76,6 +77,7 @@ impl TokenStore for RedisStore {
                 None => {
                     let set = token_set_key(owner, parent);
                     let _: i64 = self
+                        .link
                         .call("list_tokens", ADMIN_TIMEOUT, |mut c| async move {
                             c.srem(set, id.to_string()).await
                         })

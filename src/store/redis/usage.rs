@@ -29,6 +29,7 @@ impl RedisStore {
             for id in ids {
                 let k = usage_key(*id, "exp");
                 let ms: i64 = self
+                    .link
                     .call("record_usage", ADMIN_TIMEOUT, |mut c| async move {
                         c.pttl(k).await
                     })
