@@ -15,9 +15,7 @@ use common::*;
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use redis::AsyncCommands;
-use std::time::Duration;
 use tollgate::auth::keys::KeyHash;
-use tollgate::config::RedisSettings;
 use tollgate::metering::credits::{CreditCharge, CreditState, MAX_CREDITS};
 use tollgate::metering::{Admission, AdmitOutcome, Bucket, Owner, Verdict};
 use tollgate::store::memory::{admit_at, AdmitState, MemoryStore};
@@ -36,30 +34,6 @@ const MAX: i64 = MAX_CREDITS as i64;
 const HOUR_MS: i64 = 3_600_000;
 /// The first hourly refill boundary after `T0`, in ms.
 const NEXT_HOUR_MS: i64 = (T0 / 1000 / HOUR_MS + 1) * HOUR_MS;
-
-/// A store on the harness's redis-server, connected in this runtime.
-async fn redis_store(url: &str) -> RedisStore {
-    let store = RedisStore::new(RedisSettings {
-        urls: vec![url.to_string()],
-        cluster: false,
-        ca_pem: None,
-        timeout: Duration::from_secs(5),
-        breaker_failures: 1_000,
-        breaker_cooldown: Duration::from_secs(1),
-        auth_cache_ttl: Duration::from_secs(30),
-        negative_cache_ttl: Duration::from_secs(2),
-    });
-    store.connect().await.expect("connect to redis");
-    store
-}
-
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("raw connection")
-}
 
 // ---------------------------------------------------------------------------
 // Parity: admit.lua against admit_at (gcra::step and CreditCharge).
@@ -409,7 +383,7 @@ async fn redis_state(
 #[tokio::test]
 async fn admit_lua_and_the_rust_arithmetic_agree() {
     let server = RedisServer::start();
-    let store = redis_store(&server.url()).await;
+    let store = connected_store(vec![server.url()], false).await;
     let mut c = raw(&server.url()).await;
     let cases = admit_cases();
     assert!(cases.len() >= 30, "{} cases", cases.len());
@@ -582,7 +556,7 @@ fn credit_cases() -> Vec<CreditCase> {
 #[tokio::test]
 async fn credits_lua_and_the_rust_arithmetic_agree() {
     let server = RedisServer::start();
-    let store = redis_store(&server.url()).await;
+    let store = connected_store(vec![server.url()], false).await;
     let mut c = raw(&server.url()).await;
     let mut disagreements = Vec::new();
     for (i, k) in credit_cases().iter().enumerate() {
@@ -1091,7 +1065,7 @@ async fn conformance_memory() {
 #[tokio::test]
 async fn conformance_redis() {
     let server = RedisServer::start();
-    let store = redis_store(&server.url()).await;
+    let store = connected_store(vec![server.url()], false).await;
     conformance(&store, Backdoor::Redis(&store, server.url())).await;
 }
 
@@ -1099,7 +1073,7 @@ async fn conformance_redis() {
 #[tokio::test]
 async fn a_corrupt_record_in_redis_is_reported_as_corrupt() {
     let server = RedisServer::start();
-    let store = redis_store(&server.url()).await;
+    let store = connected_store(vec![server.url()], false).await;
     let mut c = raw(&server.url()).await;
     let hash = KeyHash::of("tg_corrupt");
     let kh = format!("tg:kh:{}", hash.to_hex());

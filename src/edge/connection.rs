@@ -23,24 +23,25 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// Where a connection is: waiting for a request header until a deadline, or
-/// serving a request (no deadline: the body and origin timeouts apply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Header { deadline: Instant },
-    Serving,
-}
-
-/// The phase of one connection, shared by its requests and its watchdog.
+/// The phase of one connection, shared by its requests and its watchdog:
+/// waiting for a request header until a deadline, or serving a request (no
+/// deadline: the body and origin timeouts apply). Requests only store into
+/// an atomic, so they never wake the watchdog; it wakes at the deadlines it
+/// last saw, and sleeps again when the deadline has moved.
 struct ConnectionClock {
-    phase: watch::Sender<Phase>,
+    /// [`SERVING`], or the header deadline in ms after `epoch`.
+    state: AtomicU64,
+    epoch: Instant,
     /// Idle time plus header time: the budget after a response.
     between_requests: std::time::Duration,
 }
+
+/// [`ConnectionClock::state`] while a request is served.
+const SERVING: u64 = u64::MAX;
 
 tokio::task_local! {
     /// The clock of the connection the current task serves (HTTP/1 only).
@@ -48,13 +49,38 @@ tokio::task_local! {
 }
 
 impl ConnectionClock {
+    /// A clock waiting for the first request header for `header_timeout`.
+    fn new(header_timeout: std::time::Duration, between_requests: std::time::Duration) -> Self {
+        let clock = Self {
+            state: AtomicU64::new(0),
+            epoch: Instant::now(),
+            between_requests,
+        };
+        clock.wait_header(header_timeout);
+        clock
+    }
+
+    /// Waiting for a header, until `budget` from now (rounded up to the ms).
+    fn wait_header(&self, budget: std::time::Duration) {
+        let deadline = self.epoch.elapsed() + budget;
+        let ms = u64::try_from(deadline.as_millis()).unwrap_or(SERVING - 1) + 1;
+        self.state.store(ms.min(SERVING - 1), Ordering::Relaxed);
+    }
+
     fn header_read(&self) {
-        self.phase.send_replace(Phase::Serving);
+        self.state.store(SERVING, Ordering::Relaxed);
     }
 
     fn response_done(&self) {
-        let deadline = Instant::now() + self.between_requests;
-        self.phase.send_replace(Phase::Header { deadline });
+        self.wait_header(self.between_requests);
+    }
+
+    /// The header deadline, or `None` while serving.
+    fn deadline(&self) -> Option<Instant> {
+        match self.state.load(Ordering::Relaxed) {
+            SERVING => None,
+            ms => Some(self.epoch + std::time::Duration::from_millis(ms)),
+        }
     }
 }
 
@@ -64,26 +90,14 @@ fn with_clock(f: impl FnOnce(&ConnectionClock)) {
 }
 
 /// Resolves when the connection has been waiting for a request header past
-/// its deadline; never while a request is being served.
-async fn watchdog(mut phase: watch::Receiver<Phase>) {
+/// its deadline; never while a request is being served. It wakes only at
+/// deadlines (or every `between_requests` while serving), never per request.
+async fn watchdog(clock: Arc<ConnectionClock>) {
     loop {
-        let current = *phase.borrow_and_update();
-        match current {
-            Phase::Serving => {
-                if phase.changed().await.is_err() {
-                    return std::future::pending().await;
-                }
-            }
-            Phase::Header { deadline } => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => return,
-                    changed = phase.changed() => {
-                        if changed.is_err() {
-                            return std::future::pending().await;
-                        }
-                    }
-                }
-            }
+        match clock.deadline() {
+            Some(deadline) if deadline <= Instant::now() => return,
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => tokio::time::sleep(clock.between_requests).await,
         }
     }
 }
@@ -116,16 +130,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientConnections<A> {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.app.process_new(stream, shutdown).await;
         }
-        let deadline = Instant::now() + self.limits.header_timeout;
-        let (phase, watched) = watch::channel(Phase::Header { deadline });
-        let clock = Arc::new(ConnectionClock {
-            phase,
-            between_requests: self.limits.idle_timeout + self.limits.header_timeout,
-        });
-        let serve = CLOCK.scope(clock, self.app.process_new(stream, shutdown));
+        let clock = Arc::new(ConnectionClock::new(
+            self.limits.header_timeout,
+            self.limits.idle_timeout + self.limits.header_timeout,
+        ));
+        let serve = CLOCK.scope(clock.clone(), self.app.process_new(stream, shutdown));
         tokio::select! {
+            biased;
             reusable = serve => reusable,
-            _ = watchdog(watched) => {
+            _ = watchdog(clock) => {
                 // Dropping the connection's future closes its socket.
                 log::debug!("closed a connection whose request header was not complete in time");
                 None
@@ -270,15 +283,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_watchdog_fires_only_while_waiting_for_a_header() {
-        let start = Instant::now();
-        let (tx, rx) = watch::channel(Phase::Header {
-            deadline: start + Duration::from_secs(2),
-        });
-        let clock = ConnectionClock {
-            phase: tx,
-            between_requests: Duration::from_secs(5),
-        };
-        let dog = tokio::spawn(watchdog(rx));
+        let clock = Arc::new(ConnectionClock::new(
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ));
+        let dog = tokio::spawn(watchdog(clock.clone()));
         tokio::time::sleep(Duration::from_secs(1)).await;
         clock.header_read();
         // Serving: no deadline, however long.
@@ -287,7 +296,25 @@ mod tests {
         clock.response_done();
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert!(!dog.is_finished());
+        // A second request and response within the budget move the deadline.
+        clock.header_read();
+        clock.response_done();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(!dog.is_finished());
         tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(dog.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_header_has_header_timeout() {
+        let clock = Arc::new(ConnectionClock::new(
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ));
+        let dog = tokio::spawn(watchdog(clock));
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert!(!dog.is_finished());
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(dog.is_finished());
     }
 }

@@ -12,7 +12,7 @@ mod screening;
 pub mod writer;
 
 use crate::gatekeeper::{Gatekeeper, Principal};
-use crate::metrics::metrics;
+use crate::metrics::{metrics, per_thread};
 use crate::origin::Origins;
 use crate::reply::{ApiError, ErrorKind};
 use crate::store::{CallRecord, UsageEvent};
@@ -131,10 +131,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         if let (Some(start), Some(route)) = (ctx.upstream_started, &ctx.route) {
-            metrics()
-                .upstream_duration
-                .with_label_values(&[route.origin.as_str()])
-                .observe(start.elapsed().as_secs_f64());
+            per_thread::upstream_answered(&route.origin, start.elapsed());
         }
         for (name, value) in &ctx.response_headers {
             upstream_response.insert_header(name.clone(), value.as_str())?;
@@ -209,15 +206,8 @@ impl ProxyHttp for Proxy {
             .map(|r| r.status.as_u16())
             .or(ctx.local_reply_status)
             .unwrap_or(0);
-        let route = ctx.route_label().to_string();
         let elapsed = ctx.started.elapsed();
-        let m = metrics();
-        m.requests
-            .with_label_values(&[route.as_str(), &status.to_string(), ctx.decision.label()])
-            .inc();
-        m.request_duration
-            .with_label_values(&[route.as_str()])
-            .observe(elapsed.as_secs_f64());
+        per_thread::request_done(ctx.route_label(), status, ctx.decision.label(), elapsed);
         let key = ctx.principal.as_ref().and_then(Principal::usage_key);
         if let (Some(key), Some(path)) = (key, &ctx.path) {
             let token = match &ctx.principal {

@@ -19,6 +19,7 @@ mod origin;
 mod ports;
 mod processes;
 mod redis;
+mod store;
 mod wait;
 
 pub use backend::*;
@@ -30,4 +31,5 @@ pub use origin::*;
 pub use ports::*;
 pub use processes::*;
 pub use redis::*;
+pub use store::*;
 pub use wait::*;

@@ -18,6 +18,9 @@
 -- code: 1 admitted, 0 rate limited, 2 insufficient credits, 3 token limit used
 -- up, 4 token revoked. A refused request changes nothing. An admission whose
 -- keys hold the wrong type answers {-1, message} and does not stop the others.
+-- Each key is read once per call and written once at its end (the same final
+-- values as one call per admission): a busy bucket admitted ten times in a
+-- batch costs one GET and one SET, not ten of each.
 local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
@@ -25,32 +28,56 @@ if now == nil then
 end
 local now_ms = math.floor(now / 1000)
 
+-- Key -> state, read on first use: buckets {tat, dirty}, balances
+-- {bal, win, dirty}, tokens {left, used}.
+local buckets, balances, tokens = {}, {}, {}
+local function state(cache, key, read)
+  local s = cache[key]
+  if s == nil then
+    s = read(key)
+    cache[key] = s
+  end
+  return s
+end
+local function read_bucket(key)
+  return {tat = tonumber(redis.call('GET', key)), dirty = false}
+end
+local function read_balance(key)
+  local st = redis.call('HMGET', key, 'bal', 'win')
+  return {bal = tonumber(st[1]), win = tonumber(st[2]), dirty = false}
+end
+local function read_token(key)
+  return {left = tonumber(redis.call('GET', key)), used = 0}
+end
+
 local function admit(bucket_key, credits_key, token_key, a)
   local interval = tonumber(ARGV[a])
   local burst = tonumber(ARGV[a + 1])
   local capacity = interval * burst
 
   local limited = ARGV[a + 6] == '1'
-  local token_left = -1
+  local token, token_left = nil, -1
   if limited then
-    token_left = tonumber(redis.call('GET', token_key))
-    if token_left == nil then
+    token = state(tokens, token_key, read_token)
+    if token.left == nil then
       return {4, 0, 0, 0, -1, -1, -1}
     end
+    token_left = token.left
   end
 
-  local tat = tonumber(redis.call('GET', bucket_key) or now)
+  local bucket = state(buckets, bucket_key, read_bucket)
+  local tat = bucket.tat or now
   if tat < now then tat = now end
   local new_tat = tat + interval
   local allow_at = new_tat - capacity
 
   local charged = ARGV[a + 2] == '1'
-  local balance, win, refill_in = -1, 0, -1
+  local credits, balance, win, refill_in = nil, -1, 0, -1
   if charged then
     local period = tonumber(ARGV[a + 5])
-    local st = redis.call('HMGET', credits_key, 'bal', 'win')
-    balance = tonumber(st[1])
-    win = tonumber(st[2]) or 0
+    credits = state(balances, credits_key, read_balance)
+    balance = credits.bal
+    win = credits.win or 0
     if period > 0 then
       local current = math.floor(now_ms / period)
       if balance == nil or win ~= current then
@@ -81,13 +108,13 @@ local function admit(bucket_key, credits_key, token_key, a)
 
   if charged then
     balance = balance - cost
-    redis.call('HSET', credits_key, 'bal', balance, 'win', win)
+    credits.bal, credits.win, credits.dirty = balance, win, true
   end
   if limited then
-    token_left = redis.call('DECR', token_key)
+    token.left, token.used = token.left - 1, token.used + 1
+    token_left = token.left
   end
-  -- The bucket key lives exactly as long as the bucket is not full.
-  redis.call('SET', bucket_key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+  bucket.tat, bucket.dirty = new_tat, true
   return {1, remaining, 0, new_tat - now, balance, refill_in, token_left}
 end
 
@@ -100,6 +127,24 @@ for i = 0, #KEYS / 3 - 1 do
     local message = reply
     if type(reply) == 'table' then message = reply.err or 'error' end
     replies[i + 1] = {-1, tostring(message)}
+  end
+end
+
+-- The final state of every key an admission changed.
+for key, b in pairs(buckets) do
+  if b.dirty then
+    -- The bucket key lives exactly as long as the bucket is not full.
+    redis.call('SET', key, string.format('%.0f', b.tat), 'PX', math.ceil((b.tat - now) / 1000) + 1)
+  end
+end
+for key, c in pairs(balances) do
+  if c.dirty then
+    redis.call('HSET', key, 'bal', c.bal, 'win', c.win)
+  end
+end
+for key, t in pairs(tokens) do
+  if t.used > 0 then
+    redis.call('DECRBY', key, t.used)
   end
 end
 return replies

@@ -6,20 +6,23 @@
 //! command, reads the clock once and wakes once for the whole batch, and the
 //! proxy makes one write and one read.
 //!
-//! Each runtime thread has its own queue and batcher task (in a thread
-//! local): a request never wakes another thread to be queued, and its reply
-//! comes back on its own thread. The queue is unbounded, but it holds at most
-//! the requests in flight on that thread; each caller waits for its reply
-//! under the store's deadline.
+//! Each runtime thread has its own queue, batcher task and Redis connection
+//! (in a thread local): no request wakes another thread, neither to be
+//! queued nor to reach Redis, and its reply comes back on its own thread.
+//! Until a thread's own connection is up, its batches use the store's shared
+//! one. The queue is unbounded, but it holds at most the requests in flight
+//! on that thread; each caller waits for its reply under the store's
+//! deadline.
 
 use super::conn::Conn;
 use super::{Link, StoreError};
+use crate::config::RedisSettings;
 use crate::metrics::metrics;
 use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -67,17 +70,19 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub(super) struct Admissions {
     id: u64,
     link: Arc<Link>,
+    settings: RedisSettings,
     sha: String,
     deadline: Duration,
 }
 
 impl Admissions {
-    pub fn new(link: Arc<Link>, deadline: Duration) -> Self {
+    pub fn new(link: Arc<Link>, settings: &RedisSettings) -> Self {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             link,
+            settings: settings.clone(),
             sha: redis::Script::new(ADMIT_LUA).get_hash().to_string(),
-            deadline,
+            deadline: settings.timeout,
         }
     }
 
@@ -123,29 +128,44 @@ impl Admissions {
 
     /// The batcher: takes whatever has queued up, sends it, answers it.
     async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        let own = Arc::new(OnceLock::new());
+        tokio::spawn(connect_own(self.settings.clone(), own.clone()));
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.flush(&mut batch).await;
+            let conn = own.get().cloned().map_or_else(|| self.link.conn(), Ok);
+            self.flush(conn, &mut batch).await;
         }
     }
 
     /// Sends `batch` (one call, or one per slot on a Cluster, concurrently)
     /// and answers every caller; leaves `batch` empty.
-    async fn flush(&self, batch: &mut Vec<Queued>) {
+    async fn flush(&self, conn: Result<Conn, StoreError>, batch: &mut Vec<Queued>) {
+        // A caller that gave up (its deadline passed, its request ended) is
+        // not charged: its admission is not sent.
+        batch.retain(|q| !q.reply.is_closed());
+        if batch.is_empty() {
+            return;
+        }
         metrics().redis_admit_batch.observe(batch.len() as f64);
-        let cluster = self.link.is_cluster().unwrap_or(false);
-        if cluster {
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => return answer(batch.drain(..), Err(e)),
+        };
+        if matches!(conn, Conn::Cluster(_)) {
             let mut by_slot: BTreeMap<u16, Vec<Queued>> = BTreeMap::new();
             for q in batch.drain(..) {
                 by_slot.entry(q.job.slot).or_default().push(q);
             }
-            let calls = by_slot.into_values().map(|group| async move {
-                let replies = self.exchange(None, &group).await;
-                answer(group, replies);
+            let calls = by_slot.into_values().map(|group| {
+                let conn = conn.clone();
+                async move {
+                    let replies = self.exchange(conn, None, &group).await;
+                    answer(group, replies);
+                }
             });
             futures_util::future::join_all(calls).await;
         } else {
-            let replies = self.exchange(None, batch).await;
+            let replies = self.exchange(conn, None, batch).await;
             answer(batch.drain(..), replies);
         }
     }
@@ -153,6 +173,7 @@ impl Admissions {
     /// One script call for `batch`, on `now_us` (tests) or Redis `TIME`.
     async fn exchange(
         &self,
+        conn: Conn,
         now_us: Option<i64>,
         batch: &[Queued],
     ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
@@ -162,7 +183,7 @@ impl Admissions {
         });
         let value = self
             .link
-            .call("admit", self.deadline, |mut c| async move {
+            .call_on(conn, ("admit", self.deadline), |mut c| async move {
                 run_script(&mut c, &evalsha, eval).await
             })
             .await?;
@@ -183,7 +204,25 @@ impl Admissions {
                 reply: oneshot::channel().0,
             })
             .collect();
-        self.exchange(now_us, &batch).await
+        self.exchange(self.link.conn()?, now_us, &batch).await
+    }
+}
+
+/// Makes a batcher's own connection, in its runtime (so that the
+/// connection's I/O runs on the batcher's thread), retrying until it is made
+/// or the batcher is gone.
+async fn connect_own(settings: RedisSettings, own: Arc<OnceLock<Conn>>) {
+    let mut delay = Duration::from_millis(100);
+    while Arc::strong_count(&own) > 1 {
+        match Conn::connect(&settings).await {
+            Ok(conn) => {
+                let _ = own.set(conn);
+                return;
+            }
+            Err(e) => log::debug!("admission connection to redis not made yet: {e}"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

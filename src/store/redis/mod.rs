@@ -105,17 +105,26 @@ impl Link {
     /// Runs one Redis exchange, `f` on a connection, under `deadline` and the
     /// breaker; its latency and failures are counted as `op`. Every call the
     /// store makes goes through here.
-    async fn call<T, F, Fut>(
+    async fn call<T, Fut: Future<Output = redis::RedisResult<T>>>(
         &self,
         op: &'static str,
         deadline: Duration,
+        f: impl FnOnce(Conn) -> Fut,
+    ) -> Result<T, StoreError> {
+        self.call_on(self.conn()?, (op, deadline), f).await
+    }
+
+    /// [`Self::call`] on a given connection (an admission batcher's own).
+    async fn call_on<T, F, Fut>(
+        &self,
+        conn: Conn,
+        (op, deadline): (&'static str, Duration),
         f: F,
     ) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn()?;
         let m = metrics();
         if !self.breaker.allow() {
             m.redis_errors
@@ -157,7 +166,7 @@ impl RedisStore {
         });
         Self {
             link: link.clone(),
-            admissions: Arc::new(Admissions::new(link, settings.timeout)),
+            admissions: Arc::new(Admissions::new(link, &settings)),
             cache: AuthCache::new(settings.auth_cache_ttl, settings.negative_cache_ttl),
             settings,
             insert_key_script: Script::new(include_str!("insert_key.lua")),

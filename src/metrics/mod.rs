@@ -2,6 +2,8 @@
 //! `pingora-prometheus` serves on the metrics listener. Every name starts with
 //! `tollgate_`.
 
+pub mod per_thread;
+
 use pingora_prometheus::prometheus::{
     self, exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, Opts,
