@@ -9,6 +9,11 @@
 //! cargo run --release --example bare_proxy -- 127.0.0.1:8081 127.0.0.1:9000 1
 //! ```
 //! Arguments: listen address, origin address, worker threads (default 1).
+//!
+//! For measuring Pingora's own settings, these variables change the server
+//! configuration: `BARE_WORK_STEALING=1`, `BARE_LISTENER_TASKS=N`
+//! (`listener_tasks_per_fd`), `BARE_POOL=N` (`upstream_keepalive_pool_size`)
+//! and `BARE_ALT_TIMER=1` (`runtime_enable_alt_timer`).
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -50,6 +55,11 @@ fn arguments() -> Result<(String, SocketAddr, usize), String> {
     Ok((listen, origin, threads))
 }
 
+/// A numeric setting from the environment, if set.
+fn setting(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 fn main() {
     let (listen, origin, threads) = match arguments() {
         Ok(a) => a,
@@ -58,12 +68,17 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let defaults = ServerConf::default();
     let conf = ServerConf {
         threads,
-        work_stealing: false,
+        work_stealing: setting("BARE_WORK_STEALING").is_some_and(|v| v == 1),
+        listener_tasks_per_fd: setting("BARE_LISTENER_TASKS").unwrap_or(1),
+        upstream_keepalive_pool_size: setting("BARE_POOL")
+            .unwrap_or(defaults.upstream_keepalive_pool_size),
+        runtime_enable_alt_timer: setting("BARE_ALT_TIMER").is_some_and(|v| v == 1),
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
+        ..defaults
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();

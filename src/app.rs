@@ -35,7 +35,10 @@ pub enum AppError {
 fn server_conf(config: &Config) -> ServerConf {
     ServerConf {
         threads: config.server.threads,
+        // Measured (benches/README.md): stealing costs CPU per request; a
+        // pool smaller than the requests in flight costs far more.
         work_stealing: false,
+        upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
         ca_file: config.server.upstream_ca_file.clone(),
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.as_secs().max(1)),

@@ -131,6 +131,10 @@ const BAD: &[(&str, &str)] = &[
         "server.tls.certificates[0].cert: cannot read \"/nonexistent/tollgate/cert.pem\": No such file or directory (os error 2)",
     ),
     (
+        "upstream_keepalive_pool_zero.toml",
+        "server.upstream_keepalive_pool: must be between 1 and 65536",
+    ),
+    (
         "compression_level_out_of_range.toml",
         "server.compression.level: must be between 1 and 9",
     ),

@@ -124,6 +124,9 @@ pub struct QueryPolicy {
 pub struct ServerSettings {
     pub listen: Vec<String>,
     pub threads: usize,
+    /// Idle origin connections kept for reuse; fewer than the requests in
+    /// flight means new origin connections under load.
+    pub upstream_keepalive_pool: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,

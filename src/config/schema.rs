@@ -192,6 +192,9 @@ pub struct ServerSection {
     /// Requests served on one HTTP/1.1 connection before it is closed.
     #[serde(default = "default_max_requests")]
     pub max_requests_per_connection: u32,
+    /// Idle origin connections kept for reuse (per instance).
+    #[serde(default = "default_upstream_pool")]
+    pub upstream_keepalive_pool: usize,
     /// `[server.tls]`: HTTPS (and HTTP/2) listeners; absent: none.
     #[serde(default)]
     pub tls: Option<TlsSection>,
@@ -213,6 +216,7 @@ impl Default for ServerSection {
             request_body_timeout: default_body_timeout(),
             idle_timeout: default_idle_timeout(),
             max_requests_per_connection: default_max_requests(),
+            upstream_keepalive_pool: default_upstream_pool(),
             tls: None,
             compression: CompressionSection::default(),
         }
@@ -313,6 +317,10 @@ fn default_compression_types() -> Vec<String> {
 fn default_listen() -> Vec<String> {
     vec!["0.0.0.0:8080".into()]
 }
+fn default_upstream_pool() -> usize {
+    256
+}
+
 fn default_threads() -> usize {
     2
 }

@@ -45,7 +45,8 @@ impl Decision {
 pub struct RequestCtx {
     pub started: Instant,
     pub path: Option<NormalPath>,
-    /// The target the origin receives (the normalised path and the query).
+    /// The target the origin receives (the normalised path and the query),
+    /// when it is not the request's own.
     pub upstream_uri: Option<http::Uri>,
     pub route: Option<Arc<Route>>,
     pub principal: Option<Principal>,

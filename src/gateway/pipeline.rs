@@ -48,9 +48,23 @@ pub fn peer_ip(session: &Session) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// The request target the origin receives, parsed once per request.
-fn upstream_uri(path: &NormalPath) -> Result<http::Uri, ApiError> {
-    path.upstream_target().parse().map_err(|_| {
+/// The request target the origin receives, parsed once per request; `None`
+/// when it is the request's own (already canonical) target, which is then
+/// sent as it is.
+fn upstream_uri(req: &RequestHeader, path: &NormalPath) -> Result<Option<http::Uri>, ApiError> {
+    let own = req.uri.path_and_query().map(|pq| pq.as_str());
+    let unchanged = match &path.query {
+        None => own == Some(path.canonical.as_str()),
+        Some(q) => {
+            own.and_then(|o| o.strip_prefix(path.canonical.as_str()))
+                .and_then(|rest| rest.strip_prefix('?'))
+                == Some(q.as_str())
+        }
+    };
+    if unchanged && req.uri.scheme().is_none() {
+        return Ok(None);
+    }
+    path.upstream_target().parse().map(Some).map_err(|_| {
         ApiError::detail(
             ErrorKind::BadRequest,
             "the request target has characters that must be percent-encoded",
@@ -184,7 +198,7 @@ impl Proxy {
         let Some(mut path) = ctx.path.take() else {
             return Err(ApiError::new(ErrorKind::Internal));
         };
-        ctx.upstream_uri = Some(upstream_uri(&path)?);
+        ctx.upstream_uri = upstream_uri(session.req_header(), &path)?;
         screening::upgrade(session.req_header_mut(), &route)?;
         ctx.route = Some(route.clone());
         if route.access == Access::Public {
@@ -221,7 +235,7 @@ impl Proxy {
         if query != path.query {
             // The plan's cap was added to the query: the target changed.
             path.query = query;
-            ctx.upstream_uri = Some(upstream_uri(&path)?);
+            ctx.upstream_uri = upstream_uri(session.req_header(), &path)?;
         }
         ctx.path = Some(path);
         let (owner, bucket) = gk.metering_target(&principal, &plan);

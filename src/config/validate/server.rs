@@ -46,9 +46,16 @@ pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettin
     if s.max_body_bytes < 1024 {
         is.add("server.max_body_bytes", "must be at least 1024");
     }
+    if !(1..=65536).contains(&s.upstream_keepalive_pool) {
+        is.add(
+            "server.upstream_keepalive_pool",
+            "must be between 1 and 65536",
+        );
+    }
     ServerSettings {
         listen,
         threads: s.threads,
+        upstream_keepalive_pool: s.upstream_keepalive_pool,
         max_header_bytes: s.max_header_bytes,
         max_body_bytes: s.max_body_bytes,
         shutdown_grace: parse_duration(&s.shutdown_grace).unwrap_or_else(|e| {
