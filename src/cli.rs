@@ -20,9 +20,19 @@ pub enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take over the listening sockets of the running tollgate (which
+        /// hands them over and drains when it gets SIGQUIT) instead of
+        /// opening them: a binary upgrade without a refused connection.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file; exits non-zero with every error found.
     Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the profile's OpenAPI 3.1 document (JSON) to stdout.
+    Openapi {
         #[arg(long, short)]
         config: PathBuf,
     },

@@ -4,6 +4,7 @@
 //! and 429 itself, and forwards everything else to the origin servers. See
 //! `ARCHITECTURE.md` for how the modules fit together.
 
+pub(crate) mod access_log;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod logging;
 pub(crate) mod management;
 pub mod metering;
 pub(crate) mod metrics;
+pub mod openapi;
 pub(crate) mod origin;
 pub(crate) mod reply;
 pub mod routing;

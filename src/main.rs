@@ -26,7 +26,16 @@ fn main() {
                 std::process::exit(1);
             }
         },
-        Command::Run { config } => {
+        Command::Openapi { config } => {
+            match tollgate::openapi::generate(&config, &config::process_env) {
+                Ok(document) => print!("{document}"),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Run { config, upgrade } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -34,7 +43,9 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            match app::build(cfg) {
+            // The logger was installed before the config was read.
+            tollgate::logging::set_format(cfg.server.log_format);
+            match app::build(cfg, upgrade) {
                 Ok(server) => server.run_forever(),
                 Err(e) => {
                     eprintln!("tollgate: {e}");

@@ -41,6 +41,32 @@ pub struct Origins {
 /// A health-check service to add to the server.
 pub type HealthService = GenBackgroundService<LoadBalancer<RoundRobin>>;
 
+/// A cheap, shareable view of every origin's server health (the balancers
+/// the proxy picks from), for readiness: it never moves the round-robin.
+#[derive(Clone, Default)]
+pub struct OriginHealth {
+    balancers: Vec<(String, Arc<LoadBalancer<RoundRobin>>)>,
+}
+
+impl OriginHealth {
+    /// The origins, by name, that have no server the proxy may pick now:
+    /// every server is failing its health check (origins without a health
+    /// check count their servers as healthy).
+    pub fn without_healthy_server(&self) -> Vec<&str> {
+        self.balancers
+            .iter()
+            .filter(|(_, lb)| !has_healthy_server(lb))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
+
+/// Whether `lb` would pick a server: one is enabled and passes its health check.
+fn has_healthy_server(lb: &LoadBalancer<RoundRobin>) -> bool {
+    let backends = lb.backends();
+    backends.get_backend().iter().any(|b| backends.ready(b))
+}
+
 impl Origins {
     /// Builds balancers and their health-check services.
     pub fn build<'a>(
@@ -114,6 +140,18 @@ impl Origins {
         Ok((Self { map }, services))
     }
 
+    /// The health of every origin's servers, sorted by name, to share with
+    /// the admin API's `/readyz`.
+    pub fn health(&self) -> OriginHealth {
+        let mut balancers: Vec<_> = self
+            .map
+            .iter()
+            .map(|(name, o)| (name.clone(), o.lb.clone()))
+            .collect();
+        balancers.sort_by(|a, b| a.0.cmp(&b.0));
+        OriginHealth { balancers }
+    }
+
     /// The settings of an origin.
     pub fn settings(&self, name: &str) -> Option<&OriginSettings> {
         self.map.get(name).map(|o| &o.settings)
@@ -130,5 +168,51 @@ impl Origins {
         peer.options.total_connection_timeout = Some(s.connect_timeout);
         peer.options.read_timeout = Some(s.read_timeout);
         Some(Box::new(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn origin(name: &str, servers: &[&str]) -> OriginSettings {
+        OriginSettings {
+            name: name.into(),
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            tls: false,
+            sni: String::new(),
+            host_header: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            health_check: None,
+        }
+    }
+
+    #[test]
+    fn an_origin_without_a_server_to_pick_is_named() {
+        let settings = [
+            origin("eu", &["127.0.0.1:1"]),
+            origin("api", &["127.0.0.1:2", "127.0.0.1:3"]),
+        ];
+        let (origins, _) = Origins::build(&settings, None).unwrap_or_default();
+        let health = origins.health();
+        assert!(health.without_healthy_server().is_empty());
+        // A server the balancer may not pick counts as unhealthy.
+        let take_out = |name: &str, addr: &str| {
+            let lb = &origins.map[name].lb;
+            let backends = lb.backends();
+            for b in backends.get_backend().iter() {
+                if b.addr.to_string() == addr {
+                    backends.set_enable(b, false);
+                }
+            }
+        };
+        take_out("api", "127.0.0.1:2");
+        assert!(health.without_healthy_server().is_empty(), "one left");
+        take_out("api", "127.0.0.1:3");
+        take_out("eu", "127.0.0.1:1");
+        assert_eq!(health.without_healthy_server(), ["api", "eu"]);
+        assert!(origins.peer("api").is_none(), "and the proxy agrees");
     }
 }

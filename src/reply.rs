@@ -283,6 +283,11 @@ impl ErrorTemplate {
         self.validation.as_ref()
     }
 
+    /// The body every error is rendered from (for the OpenAPI document).
+    pub fn body(&self) -> &Value {
+        &self.body
+    }
+
     /// The message for `kind` with `vars` filled in.
     pub fn message(&self, kind: ErrorKind, vars: &[(&str, String)]) -> String {
         // A validation error was a bad request before it had a kind of its

@@ -115,6 +115,10 @@ const BAD: &[(&str, &str)] = &[
         "server.max_requests_per_connection: must be at least 1",
     ),
     (
+        "server_log_format_unknown.toml",
+        "server.log_format: \"logfmt\" is not text or json",
+    ),
+    (
         "server_header_timeout_no_unit.toml",
         "server.request_header_timeout: \"10\" has no unit (use ms, s, m, h or d)",
     ),
@@ -269,6 +273,18 @@ const BAD: &[(&str, &str)] = &[
     (
         "cors_max_age_too_long.toml",
         "cors.max_age: must be at most 1d (browsers cap it lower: Chromium at 2h)",
+    ),
+    (
+        "access_log_format_unknown.toml",
+        "access_log.format: \"text\" is not a supported format (the only one is \"json\")",
+    ),
+    (
+        "access_log_sample_out_of_range.toml",
+        "access_log.sample: 10 is not between 0.0 and 1.0",
+    ),
+    (
+        "access_log_directory_missing.toml",
+        "access_log.path: directory \"/nonexistent/tollgate\" does not exist",
     ),
 ];
 

@@ -91,11 +91,22 @@ fn curl_over_http2_is_metered_and_forwarded_like_http1() {
             .as_object()
             .expect("headers")
             .iter()
-            .filter(|(k, _)| k.starts_with("x-"))
+            // Each request has an id of its own (checked below).
+            .filter(|(k, _)| k.starts_with("x-") && *k != "x-request-id")
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect()
     };
     assert_eq!(forwarded(&seen1), forwarded(&seen2));
+    // The id the origin got is the one the client got back, on either version.
+    assert_eq!(
+        seen1["headers"]["x-request-id"],
+        h1["x-request-id"].as_str()
+    );
+    assert_eq!(
+        seen2["headers"]["x-request-id"],
+        h2["x-request-id"].as_str()
+    );
+    assert_ne!(h1["x-request-id"], h2["x-request-id"]);
     assert_eq!(forwarded(&seen2)["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen2["headers"]["host"], format!("a.test:{}", g.tls_port));
     // An unknown key is refused on HTTP/2 as on HTTP/1.1.

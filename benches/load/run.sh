@@ -7,6 +7,9 @@
 #     logic, same server settings): the floor under tollgate;
 #   - tollgate on a public route, on a metered route with the embedded store,
 #     and on a metered route with Redis (+ Redis commands per request);
+#   - the public and memory-store rows again on a second tollgate with the
+#     JSON access log on (to a file in the work dir): the access log's CPU
+#     cost per request is the difference;
 #   - with BASELINE_BIN=path/to/an/older/tollgate, the same three tollgate rows
 #     for that binary too, in the same rounds (before/after in one run);
 #   - latency at a fixed rate (half of nginx's measured peak) with oha's
@@ -103,7 +106,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tl
 sed "s/^threads = .*/threads = $WORKERS/" benches/load/bench.toml >"$WORK/bench.toml"
 
 # Starts a tollgate: $1 name, $2 binary, $3 redis url ("" for the embedded
-# store). Sets PID_$1, PORT_$1, TLS_$1 and TOKEN_$1.
+# store), $4 profile (default: bench.toml). Sets PID_$1, PORT_$1, TLS_$1 and
+# TOKEN_$1.
 start_tollgate() {
   local name=$1 bin=$2 listen admin metrics tls pid token
   listen=$(port); admin=$(port); metrics=$(port); tls=$(port)
@@ -111,7 +115,7 @@ start_tollgate() {
   TOLLGATE_METRICS_LISTEN=127.0.0.1:$metrics TOLLGATE_ADMIN_TOKEN=bench-admin-token-0123456789 \
   TOLLGATE_TLS_LISTEN=127.0.0.1:$tls TOLLGATE_TLS_CERT=$WORK/tls.pem TOLLGATE_TLS_KEY=$WORK/tls.key \
   TOLLGATE_ORIGIN=127.0.0.1:$ORIGIN_PORT TOLLGATE_REDIS_URL=$3 RUST_LOG=warn \
-    "$bin" run --config "$WORK/bench.toml" 2>"$WORK/$name.log" & PIDS+=($!)
+    "$bin" run --config "${4:-$WORK/bench.toml}" 2>"$WORK/$name.log" & PIDS+=($!)
   pid=$!
   wait_port $admin; wait_port $listen; wait_port $tls
   TOLLGATE_ADMIN_URL=http://127.0.0.1:$admin TOLLGATE_ADMIN_TOKEN=bench-admin-token-0123456789 \
@@ -126,6 +130,11 @@ start_tollgate() {
 }
 start_tollgate mem "$BIN" ""
 start_tollgate redis "$BIN" "redis://127.0.0.1:$REDIS_PORT"
+# The same memory-store tollgate with the access log on (every request
+# logged), from a profile of its own: a baseline binary may not know the section.
+ACCESS_LOG=$WORK/access.log
+{ cat "$WORK/bench.toml"; printf '\n[access_log]\npath = "%s"\nformat = "json"\nsample = 1.0\n' "$ACCESS_LOG"; } >"$WORK/bench-access-log.toml"
+start_tollgate memlog "$BIN" "" "$WORK/bench-access-log.toml"
 if [ -n "$BASELINE_BIN" ]; then
   start_tollgate basemem "$BASELINE_BIN" ""
   start_tollgate baseredis "$BASELINE_BIN" "redis://127.0.0.1:$REDIS_PORT"
@@ -198,7 +207,18 @@ metered() { # $1 label, $2 name of the tollgate
   run "$1" "${!pid}" "http://127.0.0.1:${!port}/api/markets" -H "Authorization: Bearer ${!token}"
 }
 
-MAIN="origin nginx bare public memory redis"
+# Access log rows: the file is emptied before each (a run writes a few hundred
+# MB at most), and the lines it got are counted (last round).
+declare -A LOG_LINES
+logged() { # $1 label, then what run takes
+  local label=$1
+  : >"$ACCESS_LOG"
+  run "$@"
+  sleep 0.2 # the writer flushes every 50 ms
+  LOG_LINES[$label]=$(wc -l <"$ACCESS_LOG")
+}
+
+MAIN="origin nginx bare public public_log memory memory_log redis"
 [ -z "$BASELINE_BIN" ] || MAIN="$MAIN base_public base_memory base_redis"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round of $ROUNDS" >&2
@@ -206,7 +226,9 @@ for round in $(seq 1 "$ROUNDS"); do
   run nginx "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT/api/markets"
   run bare "$BARE_PID" "http://127.0.0.1:$BARE_PORT/api/markets"
   run public "$PID_mem" "http://127.0.0.1:$PORT_mem/api/health"
+  logged public_log "$PID_memlog" "http://127.0.0.1:$PORT_memlog/api/health"
   metered memory mem
+  logged memory_log "$PID_memlog" "http://127.0.0.1:$PORT_memlog/api/markets" -H "Authorization: Bearer $TOKEN_memlog"
   c0=$(redis_calls); e0=$(redis_evalsha)
   metered redis redis
   CALLS[redis]="$(( $(redis_calls) - c0 )) $(( $(redis_evalsha) - e0 ))"
@@ -256,7 +278,9 @@ name_of() {
     nginx) echo "nginx reverse proxy";;
     bare) echo "bare Pingora (examples/bare_proxy.rs)";;
     public) echo "tollgate, public route";;
+    public_log) echo "tollgate, public route, access log on";;
     memory) echo "tollgate, key + GCRA, memory store";;
+    memory_log) echo "tollgate, key + GCRA, memory store, access log on";;
     redis) echo "tollgate, key + GCRA, Redis";;
     base_public) echo "baseline tollgate, public route";;
     base_memory) echo "baseline tollgate, key + GCRA, memory store";;
@@ -289,6 +313,12 @@ ROWS="$ROWS public_tls public_h1 public_h2 klines_identity klines_gzip klines_br
     read -r calls evalsha <<<"${CALLS[$k]}"
     n=${LAST_N[$k]}
     echo "Redis, \"$(name_of "$k")\", last round: $n requests, $calls commands run by Redis ($evalsha EVALSHA, the rest inside the script), $(awk -v c="$calls" -v n="$n" 'BEGIN { printf "%.3f", c/n }') per request ($(awk -v c="$evalsha" -v n="$n" 'BEGIN { printf "%.3f", c/n }') EVALSHA: one script call admits $(awk -v c="$evalsha" -v n="$n" 'BEGIN { if (c > 0) printf "%.1f", n/c; else print "-" }') requests on average)."
+  done
+  echo
+  for pair in "public public_log" "memory memory_log"; do
+    read -r off on <<<"$pair"
+    a=$(median "${PROXY[$off]}"); b=$(median "${PROXY[$on]}")
+    echo "Access log, \"$(name_of "$off")\": proxy CPU $a µs/req without, $b µs/req with: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%+.1f", b - a }') µs/req ($(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%+.0f%%", (b - a) / a * 100; else print "-" }')); requests/s $(median "${RPS[$off]}") and $(median "${RPS[$on]}"); last round: ${LOG_LINES[$on]} lines for ${LAST_N[$on]} requests."
   done
   echo
   echo "Compression of the 2 KB body (/api/klines?limit=22, level 3): gzip $(ratio "${BYTES[identity]}" "${BYTES[gzip]}")x, br $(ratio "${BYTES[identity]}" "${BYTES[br]}")x, zstd $(ratio "${BYTES[identity]}" "${BYTES[zstd]}")x."

@@ -38,6 +38,24 @@ pub struct Config {
     pub short_lived: Option<ShortLivedSettings>,
     /// CORS outside the routes (each route carries its own).
     pub cors: CorsSettings,
+    /// `None`: no access log.
+    pub access_log: Option<AccessLogSettings>,
+}
+
+/// `[access_log]`, checked and on.
+#[derive(Debug, Clone)]
+pub struct AccessLogSettings {
+    pub target: AccessLogTarget,
+    /// The share of admitted and forwarded requests logged, 0.0 to 1.0.
+    pub sample: f64,
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Stdout,
+    /// A file, created if missing and appended to.
+    File(std::path::PathBuf),
 }
 
 /// CORS: the global policy and tollgate's own endpoints' (each route carries
@@ -127,6 +145,9 @@ pub struct ServerSettings {
     /// Idle origin connections kept for reuse; fewer than the requests in
     /// flight means new origin connections under load.
     pub upstream_keepalive_pool: usize,
+    /// Where a new process started with `run --upgrade` receives the
+    /// listening sockets of the running one.
+    pub upgrade_sock: String,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
@@ -138,6 +159,8 @@ pub struct ServerSettings {
     pub https: Option<HttpsSettings>,
     /// `None`: responses are never compressed.
     pub compression: Option<CompressionSettings>,
+    /// How the process log is written (`server.log_format`).
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// How long clients may take, and how much one connection may carry.

@@ -46,6 +46,42 @@ pub struct FileConfig {
     /// endpoint has a table of its own.
     #[serde(default)]
     pub cors: Option<CorsSection>,
+    /// `[access_log]`: one JSON line per request; absent: off.
+    #[serde(default)]
+    pub access_log: AccessLogSection,
+}
+
+/// `[access_log]`: one JSON line per request, written off the request path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSection {
+    /// Empty: off. `-` or `stdout`: standard output. Otherwise a file, appended to.
+    #[serde(default)]
+    pub path: String,
+    /// `json`, the only format.
+    #[serde(default = "default_access_log_format")]
+    pub format: String,
+    /// The share of admitted and forwarded requests logged, 0.0 to 1.0;
+    /// refusals and errors are always logged.
+    #[serde(default = "default_access_log_sample")]
+    pub sample: f64,
+}
+
+impl Default for AccessLogSection {
+    fn default() -> Self {
+        Self {
+            path: String::new(),
+            format: default_access_log_format(),
+            sample: default_access_log_sample(),
+        }
+    }
+}
+
+fn default_access_log_format() -> String {
+    "json".into()
+}
+fn default_access_log_sample() -> f64 {
+    1.0
 }
 
 /// `[short_lived]`: JWTs minted from a static key, with an expiry and a request limit.
@@ -195,12 +231,22 @@ pub struct ServerSection {
     /// Idle origin connections kept for reuse (per instance).
     #[serde(default = "default_upstream_pool")]
     pub upstream_keepalive_pool: usize,
+    /// Unix socket through which `run --upgrade` takes over the listeners.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
     /// `[server.tls]`: HTTPS (and HTTP/2) listeners; absent: none.
     #[serde(default)]
     pub tls: Option<TlsSection>,
     /// `[server.compression]`: response compression.
     #[serde(default)]
     pub compression: CompressionSection,
+    /// How the process log is written: `text` or `json` (one object a line).
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+fn default_log_format() -> String {
+    "text".into()
 }
 
 impl Default for ServerSection {
@@ -217,8 +263,10 @@ impl Default for ServerSection {
             idle_timeout: default_idle_timeout(),
             max_requests_per_connection: default_max_requests(),
             upstream_keepalive_pool: default_upstream_pool(),
+            upgrade_sock: default_upgrade_sock(),
             tls: None,
             compression: CompressionSection::default(),
+            log_format: default_log_format(),
         }
     }
 }
@@ -317,6 +365,11 @@ fn default_compression_types() -> Vec<String> {
 fn default_listen() -> Vec<String> {
     vec!["0.0.0.0:8080".into()]
 }
+
+fn default_upgrade_sock() -> String {
+    "/tmp/tollgate_upgrade.sock".into()
+}
+
 fn default_upstream_pool() -> usize {
     256
 }

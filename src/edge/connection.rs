@@ -102,6 +102,10 @@ async fn watchdog(clock: Arc<ConnectionClock>) {
     }
 }
 
+/// How long connections accepted just before the listeners stopped get to
+/// deliver their first request before idle connections are dropped.
+const FRESH_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The proxy's connections, each HTTP/1 one under a header deadline. HTTP/2
 /// connections are left to the HTTP/2 layer (its header-size and stream
 /// limits, and `idle_timeout` between streams).
@@ -146,7 +150,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ClientConnections<A> {
         }
     }
 
+    /// Called once the listeners have stopped accepting (shutdown or
+    /// upgrade). Pingora then drops every connection still waiting for a
+    /// request header, including one accepted an instant ago whose request is
+    /// on its way: that client would see its connection closed unanswered.
+    /// Waiting [`FRESH_REQUEST_GRACE`] first lets those requests arrive and be
+    /// served (with `Connection: close`, as the server is shutting down).
     async fn cleanup(&self) {
+        tokio::time::sleep(FRESH_REQUEST_GRACE).await;
         self.app.cleanup().await;
     }
 }

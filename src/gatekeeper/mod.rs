@@ -7,7 +7,7 @@ mod admission;
 pub mod failure;
 mod principal;
 
-pub use admission::Charge;
+pub use admission::{Charge, CREDITS_HEADER};
 pub use failure::{store_failure, OrUnavailable};
 pub use principal::Principal;
 

@@ -6,7 +6,7 @@ use crate::gatekeeper::Principal;
 use crate::metering::Plan;
 use crate::routing::{NormalPath, Route};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What happened to a request, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Decision {
     /// A CORS preflight: answered by tollgate, or forwarded unmetered to an
     /// origin that handles CORS itself.
     Preflight,
-    /// Refused by tollgate.
+    /// Refused by tollgate, with the refusal's kind ([`crate::reply::ErrorKind::name`]).
     Rejected(&'static str),
 }
 
@@ -36,6 +36,46 @@ impl Decision {
             Decision::Managed => "managed",
             Decision::Preflight => "preflight",
             Decision::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The refusal's kind, for a rejected request.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Decision::Rejected(kind) => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// Who a request was made by, kept for the access log when the request is
+/// refused after its caller is known (a 402 or 429: `principal` is set only
+/// once a call is admitted). Never a credential.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub account: Option<String>,
+    pub key_id: Option<uuid::Uuid>,
+    pub key_prefix: Option<String>,
+    pub plan: Option<String>,
+}
+
+impl Caller {
+    /// The identity of a principal.
+    pub fn of(principal: &Principal) -> Self {
+        match principal {
+            Principal::Anonymous { .. } => Self::default(),
+            Principal::Key(identity) => Self {
+                account: identity.key.account.clone(),
+                key_id: Some(identity.key.id),
+                key_prefix: Some(identity.key.key_prefix.clone()),
+                plan: Some(identity.plan.clone()),
+            },
+            Principal::Token(claims) => Self {
+                account: Some(claims.sub.clone()),
+                key_id: Some(claims.parent),
+                key_prefix: None,
+                plan: Some(claims.plan.clone()),
+            },
         }
     }
 }
@@ -70,6 +110,18 @@ pub struct RequestCtx {
     pub endpoint: Option<&'static str>,
     /// The request's `Origin` and the CORS headers its responses get.
     pub cors: CorsState,
+    /// The request id ([`super::request_id`]): decided first thing in the
+    /// pipeline; empty before.
+    pub request_id: String,
+    /// The caller of a request refused after its caller was known (recorded
+    /// only when the access log is on).
+    pub caller: Option<Caller>,
+    /// Credits the admitted call was charged (0 on a plan without credits).
+    pub cost: Option<u64>,
+    /// The balance in `X-Credits-Remaining`, where tollgate computed one.
+    pub credits_remaining: Option<i64>,
+    /// From sending the request upstream to the origin's response header.
+    pub upstream_elapsed: Option<Duration>,
 }
 
 impl RequestCtx {
@@ -92,6 +144,18 @@ impl RequestCtx {
             tls: false,
             endpoint: None,
             cors: CorsState::default(),
+            request_id: String::new(),
+            caller: None,
+            cost: None,
+            credits_remaining: None,
+            upstream_elapsed: None,
+        }
+    }
+
+    /// Decides the request id from the request's headers, unless it is decided.
+    pub fn decide_request_id(&mut self, headers: &http::HeaderMap) {
+        if self.request_id.is_empty() {
+            self.request_id = super::request_id::of(headers);
         }
     }
 

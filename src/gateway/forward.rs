@@ -53,7 +53,8 @@ fn scrub(config: &Config, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<(
         .keys()
         .map(|k| k.as_str())
         .filter(|name| match protected::classify(name, client_ip) {
-            None => false,
+            // Every spelling of the request id: tollgate sets its own.
+            None => protected::loose_eq(name, "x-request-id"),
             Some(Protected::Forwarding | Protected::ClientIp) => !kept_from_proxy(name),
             Some(Protected::Own | Protected::Credential | Protected::Override) => true,
         })
@@ -110,6 +111,7 @@ pub fn prepare(
     if let Some(ip) = ctx.client_ip {
         req.insert_header("x-tollgate-client-ip", ip.to_string())?;
     }
+    req.insert_header(super::request_id::HEADER, ctx.request_id.as_str())?;
     match &ctx.principal {
         Some(Principal::Key(identity)) => {
             let key = &identity.key;

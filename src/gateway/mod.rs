@@ -1,6 +1,7 @@
 //! The proxy: its state and the Pingora `ProxyHttp` hooks, which only delegate
 //! to the pipeline, the forwarding rules and the response writer.
 
+mod access;
 pub mod context;
 pub mod cors;
 mod endpoint;
@@ -8,13 +9,15 @@ mod forward;
 pub mod pipeline;
 pub mod policy;
 pub mod protected;
+pub mod request_id;
 mod screening;
 pub mod writer;
 
-use crate::gatekeeper::{Gatekeeper, Principal};
+use crate::access_log::AccessLog;
+use crate::gatekeeper::{Gatekeeper, Principal, CREDITS_HEADER};
 use crate::metrics::{metrics, per_thread};
 use crate::origin::Origins;
-use crate::reply::{ApiError, ErrorKind};
+use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::store::{CallRecord, UsageEvent};
 use crate::usage::UsageRecorder;
 use async_trait::async_trait;
@@ -39,6 +42,16 @@ pub struct Proxy {
     pub usage: Arc<UsageRecorder>,
     /// Client for outbound calls (human verification).
     pub http: reqwest::Client,
+    /// `None`: no access log.
+    pub access_log: Option<Arc<AccessLog>>,
+}
+
+/// The balance in an `X-Credits-Remaining` header among `headers`.
+fn credits_remaining(headers: &[(String, String)]) -> Option<i64> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(CREDITS_HEADER))
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 impl Proxy {
@@ -49,12 +62,24 @@ impl Proxy {
             .with_label_values(&[err.kind.name()])
             .inc();
         ctx.decision = Decision::Rejected(err.kind.name());
-        let mut reply = self.gatekeeper.config.errors.render(&err);
-        ctx.cors.decorate(&mut reply);
-        ctx.local_reply_status = Some(reply.status);
-        if let Err(e) = writer::write(session, reply).await {
+        if ctx.credits_remaining.is_none() {
+            ctx.credits_remaining = credits_remaining(&err.headers);
+        }
+        let reply = self.gatekeeper.config.errors.render(&err);
+        if let Err(e) = Self::respond(session, ctx, reply).await {
             log::debug!("could not write error response: {e}");
         }
+    }
+
+    /// Writes a reply of tollgate's own with the request's CORS headers and id.
+    async fn respond(session: &mut Session, ctx: &mut RequestCtx, mut reply: Reply) -> Result<()> {
+        ctx.decide_request_id(&session.req_header().headers);
+        ctx.cors.decorate(&mut reply);
+        reply
+            .headers
+            .push((request_id::HEADER.to_string(), ctx.request_id.clone()));
+        ctx.local_reply_status = Some(reply.status);
+        writer::write(session, reply).await
     }
 }
 
@@ -70,10 +95,8 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         match self.pipeline(session, ctx).await {
             Ok(Flow::Forward) => Ok(false),
-            Ok(Flow::Respond(mut reply)) => {
-                ctx.cors.decorate(&mut reply);
-                ctx.local_reply_status = Some(reply.status);
-                if let Err(e) = writer::write(session, reply).await {
+            Ok(Flow::Respond(reply)) => {
+                if let Err(e) = Self::respond(session, ctx, reply).await {
                     log::debug!("could not write response: {e}");
                 }
                 Ok(true)
@@ -130,12 +153,17 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        if let (Some(start), Some(route)) = (ctx.upstream_started, &ctx.route) {
-            per_thread::upstream_answered(&route.origin, start.elapsed());
+        if let Some(start) = ctx.upstream_started {
+            let elapsed = start.elapsed();
+            ctx.upstream_elapsed = Some(elapsed);
+            if let Some(route) = &ctx.route {
+                per_thread::upstream_answered(&route.origin, elapsed);
+            }
         }
         for (name, value) in &ctx.response_headers {
             upstream_response.insert_header(name.clone(), value.as_str())?;
         }
+        upstream_response.insert_header(request_id::HEADER, ctx.request_id.as_str())?;
         ctx.cors.rewrite(upstream_response)
     }
 
@@ -199,7 +227,7 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    /// Metrics and usage, queued off the critical path.
+    /// Metrics, usage and the access log, queued off the critical path.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session
             .response_written()
@@ -208,6 +236,10 @@ impl ProxyHttp for Proxy {
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         per_thread::request_done(ctx.route_label(), status, ctx.decision.label(), elapsed);
+        if let Some(log) = &self.access_log {
+            ctx.decide_request_id(&session.req_header().headers);
+            access::record(log, session, ctx, status, elapsed);
+        }
         let key = ctx.principal.as_ref().and_then(Principal::usage_key);
         if let (Some(key), Some(path)) = (key, &ctx.path) {
             let token = match &ctx.principal {

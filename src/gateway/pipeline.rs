@@ -5,7 +5,7 @@
 //! one of tollgate's own endpoints answers here; a route's caller is
 //! resolved, checked against the plan and admitted, and the request forwarded.
 
-use super::context::{Decision, RequestCtx};
+use super::context::{Caller, Decision, RequestCtx};
 use super::cors::{self, CorsState};
 use super::endpoint::Endpoint;
 use super::screening;
@@ -13,6 +13,7 @@ use super::Proxy;
 use crate::cors::Cors;
 use crate::gatekeeper::{Charge, Principal};
 use crate::management::{self, Managed};
+use crate::metering::Plan;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use crate::routing::{self, Access, NormalPath, Route};
 use http::Method;
@@ -81,6 +82,8 @@ impl Proxy {
     ) -> Result<Flow, ApiError> {
         let cfg = &self.gatekeeper.config;
         let req = session.req_header();
+        // First, before anything can refuse the request: every answer carries it.
+        ctx.decide_request_id(&req.headers);
         ctx.cors = CorsState::new(req, &cfg.cors.global);
         if header_bytes(req) > cfg.server.max_header_bytes {
             return Err(ApiError::new(ErrorKind::HeadersTooLarge));
@@ -183,6 +186,35 @@ impl Proxy {
         }
     }
 
+    /// Whether the caller's plan may use this route with this request: the
+    /// route's plans, and the plan's parameter and query policies (a capped
+    /// query changes the target the origin receives).
+    fn plan_allows(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        plan: &Plan,
+        path: &mut NormalPath,
+    ) -> Result<(), ApiError> {
+        if !route.plans.is_empty() && !route.plans.contains(&plan.name) {
+            return Err(ApiError::detail(
+                ErrorKind::Forbidden,
+                format!("this endpoint is not available on the {} plan", plan.name),
+            ));
+        }
+        screening::plan_parameters(&req.headers, &path.canonical, plan)?;
+        let query =
+            super::policy::check_query(path.query.as_deref(), plan, &self.gatekeeper.config.query)
+                .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
+        if query != path.query {
+            // The plan's cap was added to the query: the target changed.
+            path.query = query;
+            ctx.upstream_uri = upstream_uri(req, path)?;
+        }
+        Ok(())
+    }
+
     /// A route: public routes forward as they are, and so do preflights for
     /// a route that leaves CORS to the origin (`preflight`), without a body;
     /// others resolve the caller, check the plan and admit the call.
@@ -222,21 +254,13 @@ impl Proxy {
                 client_ip,
             )
             .await?;
+        if self.access_log.is_some() {
+            // For the access log of a refusal from here on (402, 429, …):
+            // `principal` is kept only once the call is admitted.
+            ctx.caller = Some(Caller::of(&principal));
+        }
         let plan = gk.plan_of(&principal)?;
-        if !route.plans.is_empty() && !route.plans.contains(&plan.name) {
-            return Err(ApiError::detail(
-                ErrorKind::Forbidden,
-                format!("this endpoint is not available on the {} plan", plan.name),
-            ));
-        }
-        screening::plan_parameters(headers, &path.canonical, &plan)?;
-        let query = super::policy::check_query(path.query.as_deref(), &plan, &gk.config.query)
-            .map_err(|reason| ApiError::detail(ErrorKind::BadRequest, reason))?;
-        if query != path.query {
-            // The plan's cap was added to the query: the target changed.
-            path.query = query;
-            ctx.upstream_uri = upstream_uri(session.req_header(), &path)?;
-        }
+        self.plan_allows(session.req_header(), ctx, &route, &plan, &mut path)?;
         ctx.path = Some(path);
         let (owner, bucket) = gk.metering_target(&principal, &plan);
         ctx.plan = Some(plan.clone());
@@ -255,6 +279,14 @@ impl Proxy {
                 route: &route.name,
             })
             .await?;
+        // What the access log reports: the credits charged (none on a plan
+        // without credits) and the balance sent back.
+        ctx.cost = Some(if plan.credits.is_some() {
+            route.cost
+        } else {
+            0
+        });
+        ctx.credits_remaining = super::credits_remaining(&ctx.response_headers);
         // Set only once admitted: a key's usage records admitted calls, not refusals.
         ctx.principal = Some(principal);
         ctx.decision = Decision::Admitted;

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub degraded_decisions: IntCounterVec,
     /// Short-lived token events: `created`, `revoked`, `exhausted`.
     pub short_lived_tokens: IntCounterVec,
+    /// Access log lines dropped: the queue was full, or the write failed.
+    pub access_log_dropped: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -203,6 +205,13 @@ impl Metrics {
                 "tollgate_short_lived_tokens_total",
                 "Short-lived token events",
                 &["event"],
+            ),
+            access_log_dropped: register(
+                IntCounter::new(
+                    "tollgate_access_log_dropped_total",
+                    "Access log lines dropped because the queue was full or the write failed",
+                )
+                .expect("valid counter"),
             ),
         }
     }

@@ -33,6 +33,8 @@ enum Seg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     segs: Vec<Seg>,
+    /// The pattern as configured, for documentation.
+    text: String,
 }
 
 impl Pattern {
@@ -59,7 +61,15 @@ impl Pattern {
                 segs.push(Seg::Lit((*p).to_string(), loose_segment(p).into_owned()));
             }
         }
-        Ok(Self { segs })
+        Ok(Self {
+            segs,
+            text: text.to_string(),
+        })
+    }
+
+    /// The pattern as configured (`/a/{b}/c`, `/a/*`).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Whether the decoded segments match.

@@ -3,8 +3,8 @@
 
 use super::{
     types::{day_of, last_days, DAILY_DAYS, EXPIRED_KEY_GRACE, RECENT_CALLS},
-    Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter, StoreError,
-    TokenRecord, TokenStore, UsageEvent, UsageStore,
+    Account, AccountStore, CallRecord, Identity, KeyRecord, KeyStore, KeyUsage, Meter,
+    Reachability, StoreError, TokenRecord, TokenStore, UsageEvent, UsageStore,
 };
 use crate::auth::keys::KeyHash;
 use crate::metering::credits::{CreditCharge, CreditState};
@@ -203,6 +203,14 @@ pub fn now_us() -> i64 {
 
 fn micros(us: i64) -> Duration {
     Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+/// The embedded store is in process: always reachable.
+#[async_trait]
+impl Reachability for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]

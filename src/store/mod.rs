@@ -143,7 +143,15 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_tokens_of(&self, owner: &Owner, parent: Uuid) -> Result<u64, StoreError>;
 }
 
-/// The whole store.
-pub trait Store: AccountStore + KeyStore + Meter + UsageStore + TokenStore {}
+/// Whether the store answers now: what the admin API's `/readyz` asks.
+#[async_trait]
+pub trait Reachability: Send + Sync {
+    /// One cheap round trip to the store, under its call deadline and circuit
+    /// breaker; `Unavailable` when it cannot be reached (or the breaker is open).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
 
-impl<T: AccountStore + KeyStore + Meter + UsageStore + TokenStore> Store for T {}
+/// The whole store.
+pub trait Store: AccountStore + KeyStore + Meter + UsageStore + TokenStore + Reachability {}
+
+impl<T: AccountStore + KeyStore + Meter + UsageStore + TokenStore + Reachability> Store for T {}

@@ -100,7 +100,9 @@ impl GateOpts {
 
 /// A running tollgate.
 pub struct Gate {
-    proc: Proc,
+    pub proc: Proc,
+    /// The command line's config and environment, for [`Gate::spawn_upgrade`].
+    launch: (PathBuf, Vec<(String, String)>),
     pub redis: Option<RedisServer>,
     pub url: String,
     pub admin_url: String,
@@ -116,6 +118,18 @@ struct Listen {
     admin: String,
     metrics: String,
     more: Vec<(String, u16)>,
+    env: Vec<(String, String)>,
+}
+
+/// `tollgate run --config CONFIG [--upgrade]` with exactly `env`.
+fn gate_command(config: &Path, env: &[(String, String)], upgrade: bool) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "--config"]).arg(config);
+    if upgrade {
+        cmd.arg("--upgrade");
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
 }
 
 /// Starts tollgate with a profile from `conf/` (or a path), once it listens
@@ -144,40 +158,46 @@ pub fn start_gate(opts: GateOpts) -> Gate {
             .cloned()
             .zip(ports[3..].iter().copied())
             .collect();
-        let mut cmd = Command::new(bin());
-        cmd.args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .env("TOLLGATE_LISTEN", &proxy)
-            .env("TOLLGATE_ADMIN_LISTEN", &admin)
-            .env("TOLLGATE_METRICS_LISTEN", &metrics)
-            .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("TOLLGATE_ORIGIN", &opts.origin)
-            .env("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies)
-            .env("TOLLGATE_REDIS_URL", &redis_url)
+        let mut env: Vec<(String, String)> = [
+            ("RUST_LOG", "info"),
+            ("TOLLGATE_LISTEN", &proxy),
+            ("TOLLGATE_ADMIN_LISTEN", &admin),
+            ("TOLLGATE_METRICS_LISTEN", &metrics),
+            ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("TOLLGATE_ORIGIN", &opts.origin),
+            ("TOLLGATE_TRUSTED_PROXIES", &opts.trusted_proxies),
+            ("TOLLGATE_REDIS_URL", &redis_url),
             // A generous Redis deadline: on a loaded test machine a call can take
             // longer than a production deadline (50ms) allows, and a 503 is not
             // what these tests measure. Outage tests set a short one.
-            .env("TOLLGATE_REDIS_TIMEOUT", "2s")
-            .env("TOLLGATE_JWT_SECRET", JWT_SECRET)
-            .env("TOLLGATE_TURNSTILE_SECRET", TURNSTILE_SECRET);
-        for (var, port) in &more {
-            cmd.env(var, format!("127.0.0.1:{port}"));
-        }
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let proc = Proc::spawn("tollgate", &mut cmd, Logs::Stderr);
+            ("TOLLGATE_REDIS_TIMEOUT", "2s"),
+            ("TOLLGATE_JWT_SECRET", JWT_SECRET),
+            ("TOLLGATE_TURNSTILE_SECRET", TURNSTILE_SECRET),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        env.extend(
+            more.iter()
+                .map(|(var, port)| (var.clone(), format!("127.0.0.1:{port}"))),
+        );
+        env.extend(opts.env.iter().cloned());
+        let proc = Proc::spawn(
+            "tollgate",
+            &mut gate_command(&config, &env, false),
+            Logs::Stderr,
+        );
         let listen = Listen {
             proxy,
             admin,
             metrics,
             more,
+            env,
         };
         (proc, ports, listen)
     });
     Gate {
         proc,
+        launch: (config, listen.env),
         redis: own_redis,
         url: format!("http://{}", listen.proxy),
         admin_url: format!("http://{}", listen.admin),
@@ -191,6 +211,31 @@ pub fn start_gate(opts: GateOpts) -> Gate {
 }
 
 impl Gate {
+    /// Starts the same tollgate again with `run --upgrade`: it waits on
+    /// `server.upgrade_sock` for this one's listening sockets (sent when this
+    /// one gets SIGQUIT), so it is not waited for here.
+    pub fn spawn_upgrade(&self) -> Proc {
+        let (config, env) = &self.launch;
+        Proc::spawn(
+            "tollgate-upgrade",
+            &mut gate_command(config, env, true),
+            Logs::Stderr,
+        )
+    }
+
+    /// The gateway's log once everything sent before has been logged: a
+    /// refused credential form is logged at debug, so a log holding that
+    /// line holds every line written before it (needs `RUST_LOG=debug` or
+    /// finer).
+    pub fn log_after_a_refused_credential(&self) -> String {
+        let refused = self.get("/api/markets", &[("authorization", "Basic dXNlcjpwYXNz")]);
+        assert_eq!(refused.status, 401);
+        super::wait::eventually(Duration::from_secs(5), || {
+            let log = self.log();
+            log.contains("credential refused").then_some(log)
+        })
+    }
+
     /// The port of a listener asked for with [`GateOpts::listen`].
     pub fn port(&self, var: &str) -> u16 {
         self.listeners

@@ -39,6 +39,23 @@ pub fn start_origin_with(extra: &[&str]) -> Origin {
     Origin { _proc: proc, addr }
 }
 
+/// Starts the sample origin on a given loopback port (one from
+/// [`super::ports::free_port`] that a gateway was pointed at before), e.g. to
+/// bring back a server that was down.
+pub fn start_origin_on(port: u16) -> Origin {
+    let addr = format!("127.0.0.1:{port}");
+    let (proc, addr) = start_listening("sample origin", Duration::from_secs(10), || {
+        let mut cmd = Command::new(bin());
+        cmd.args(["sample-origin", "--listen", &addr]);
+        (
+            Proc::spawn("origin", &mut cmd, Logs::Stderr),
+            vec![port],
+            addr.clone(),
+        )
+    });
+    Origin { _proc: proc, addr }
+}
+
 /// A stub siteverify server: answers success only for `good` with the right secret.
 pub struct Siteverify {
     pub url: String,

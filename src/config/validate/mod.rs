@@ -4,8 +4,9 @@
 //! One function per section, called by [`compile`] in the order the issues are
 //! reported: server, admin, metrics, store, client IP, credentials, keys,
 //! errors, plans, anonymous plan, origins, CORS, routes, public keys,
-//! self-service, short-lived tokens, query, trial.
+//! self-service, short-lived tokens, query, trial, access log.
 
+mod access_log;
 mod callers;
 mod compression;
 mod cors;
@@ -164,6 +165,7 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         .trial
         .as_ref()
         .and_then(|t| trial::compile_trial(&mut is, t, &plans));
+    let access_log = access_log::compile_access_log(&mut is, &file.access_log);
     if !is.0.is_empty() {
         return Err(is.0);
     }
@@ -186,5 +188,6 @@ pub fn compile(file: FileConfig) -> Result<Config, Vec<ConfigIssue>> {
         query,
         short_lived,
         cors,
+        access_log,
     })
 }

@@ -6,6 +6,7 @@ use super::{ca_pem, socket_addr, split_list, Issues};
 use crate::config::duration::parse_duration;
 use crate::config::model::{AdminSettings, ClientLimits, ServerSettings};
 use crate::config::schema::{AdminSection, MetricsSection, ServerSection};
+use crate::logging::LogFormat;
 use std::time::Duration;
 
 /// The slow- and idle-client limits of `[server]`.
@@ -52,10 +53,18 @@ pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettin
             "must be between 1 and 65536",
         );
     }
+    // A Unix socket path: absolute, and within sun_path's 108 bytes.
+    if !s.upgrade_sock.starts_with('/') || s.upgrade_sock.len() > 100 {
+        is.add(
+            "server.upgrade_sock",
+            "must be an absolute path of at most 100 bytes",
+        );
+    }
     ServerSettings {
         listen,
         threads: s.threads,
         upstream_keepalive_pool: s.upstream_keepalive_pool,
+        upgrade_sock: s.upgrade_sock.clone(),
         max_header_bytes: s.max_header_bytes,
         max_body_bytes: s.max_body_bytes,
         shutdown_grace: parse_duration(&s.shutdown_grace).unwrap_or_else(|e| {
@@ -72,6 +81,22 @@ pub(super) fn compile_server(is: &mut Issues, s: &ServerSection) -> ServerSettin
         clients: client_limits(is, s),
         https: s.tls.as_ref().and_then(|t| compile_tls(is, t)),
         compression: compile_compression(is, &s.compression),
+        log_format: compile_log_format(is, &s.log_format),
+    }
+}
+
+/// `server.log_format`: `text` or `json`.
+fn compile_log_format(is: &mut Issues, text: &str) -> LogFormat {
+    match text.trim() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            is.add(
+                "server.log_format",
+                format!("{other:?} is not text or json"),
+            );
+            LogFormat::Text
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! | method | path | does |
 //! |---|---|---|
 //! | GET | /healthz | liveness, no token needed |
+//! | GET | /readyz | readiness (store and origins), no token needed: 200 or 503 |
 //! | POST | /v1/accounts | create `{id, plan, credits?}` |
 //! | GET | /v1/accounts/{id} | show, with the credit balance |
 //! | POST | /v1/accounts/{id}/credits | `{add: N}`: change the balance |
@@ -16,9 +17,11 @@
 
 mod accounts;
 mod keys;
+mod readiness;
 
 use super::body;
 use crate::gatekeeper::{Gatekeeper, OrUnavailable};
+use crate::origin::OriginHealth;
 use crate::reply::{ApiError, ErrorKind, Reply};
 use async_trait::async_trait;
 use http::{Method, Response};
@@ -31,7 +34,11 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// The admin API application.
-pub struct AdminApi(pub Arc<Gatekeeper>);
+pub struct AdminApi {
+    pub gatekeeper: Arc<Gatekeeper>,
+    /// The origins' server health, for `/readyz`.
+    pub origins: OriginHealth,
+}
 
 fn token_ok(expected: Option<&str>, header: Option<&[u8]>) -> bool {
     let (Some(expected), Some(header)) = (expected, header) else {
@@ -82,7 +89,10 @@ impl AdminApi {
         if path == "/healthz" {
             return Ok(Reply::json(200, &json!({"status": "ok"})));
         }
-        let gw = self.0.as_ref();
+        let gw = self.gatekeeper.as_ref();
+        if path == "/readyz" {
+            return Ok(readiness::readiness(gw, &self.origins).await);
+        }
         if !authorized(gw, session) {
             return Err(
                 ApiError::detail(ErrorKind::Unauthorized, "admin token required")
@@ -124,7 +134,7 @@ impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let reply = match self.handle(session).await {
             Ok(r) => r,
-            Err(e) => self.0.config.errors.render(&e),
+            Err(e) => self.gatekeeper.config.errors.render(&e),
         };
         let mut builder = Response::builder()
             .status(reply.status)

@@ -19,6 +19,7 @@ mod conn;
 mod keys;
 pub mod layout;
 mod meter;
+mod ping;
 pub mod service;
 mod tokens;
 mod usage;
