@@ -44,6 +44,22 @@ pub struct AdmitOutcome {
     pub token_remaining: Option<i64>,
 }
 
+impl AdmitOutcome {
+    /// A revoked (or expired) short-lived token: the verdict is all there is
+    /// to say, on both stores.
+    pub fn token_revoked() -> Self {
+        Self {
+            verdict: Verdict::TokenRevoked,
+            remaining: 0,
+            retry_after: Duration::ZERO,
+            reset_after: Duration::ZERO,
+            credits: None,
+            credits_refill_in: None,
+            token_remaining: None,
+        }
+    }
+}
+
 /// One admission: which bucket at what rate, and what it costs, all taken
 /// together or not at all.
 #[derive(Debug, Clone)]

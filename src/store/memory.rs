@@ -130,17 +130,7 @@ pub struct AdmitState {
 /// nothing, and reports the bucket as it stands.
 pub fn admit_at(now_us: i64, a: &Admission, state: AdmitState) -> (AdmitOutcome, AdmitState) {
     if a.token.is_some() && state.token_left.is_none() {
-        // A revoked token: the verdict is all there is to say.
-        let outcome = AdmitOutcome {
-            verdict: Verdict::TokenRevoked,
-            remaining: 0,
-            retry_after: Duration::ZERO,
-            reset_after: Duration::ZERO,
-            credits: None,
-            credits_refill_in: None,
-            token_remaining: None,
-        };
-        return (outcome, state);
+        return (AdmitOutcome::token_revoked(), state);
     }
     let now_ms = now_us.div_euclid(1000);
     let step = gcra::step(now_us, state.tat, a.interval_us, a.burst, 1);

@@ -26,15 +26,7 @@ fn outcome(a: &Admission, reply: Reply) -> AdmitOutcome {
         _ => Verdict::RateLimited,
     };
     if verdict == Verdict::TokenRevoked {
-        return AdmitOutcome {
-            verdict,
-            remaining: 0,
-            retry_after: Duration::ZERO,
-            reset_after: Duration::ZERO,
-            credits: None,
-            credits_refill_in: None,
-            token_remaining: None,
-        };
+        return AdmitOutcome::token_revoked();
     }
     AdmitOutcome {
         verdict,
